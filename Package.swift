@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+//
+// DeviceHub: one package, layered modules. Dependency direction is one-way:
+// C shims → HubIO → HubHTTP (pure codecs) → HubServer (wiring) → executables.
+import PackageDescription
+
+/// Every C library enters through a system-library target found by pkg-config; the apt
+/// provider tells SwiftPM (and a person reading a build failure) which package to install.
+func systemLibrary(_ name: String, pkg: String, apt: String) -> Target {
+    .systemLibrary(name: name, path: "Sources/\(name)", pkgConfig: pkg, providers: [.apt([apt])])
+}
+
+let package = Package(
+    name: "DeviceHub",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "devicehub", targets: ["devicehub"]),
+        .library(name: "DeviceHub", targets: ["HubServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+    ],
+    targets: [
+        // C entry points.
+        .target(name: "CHubShims", path: "Sources/CHubShims", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        systemLibrary("COpenSSL", pkg: "openssl", apt: "libssl-dev"),
+        systemLibrary("CZlib", pkg: "zlib", apt: "zlib1g-dev"),
+        systemLibrary("CHiredis", pkg: "hiredis", apt: "libhiredis-dev"),
+        systemLibrary("CLibPQ", pkg: "libpq", apt: "libpq-dev"),
+        systemLibrary("CSQLite", pkg: "sqlite3", apt: "libsqlite3-dev"),
+
+        // Observability: structured logs and lock-free metrics, used by every layer above I/O.
+        .target(name: "HubTelemetry", dependencies: [
+            .product(name: "Logging", package: "swift-log"), .product(name: "Atomics", package: "swift-atomics"),
+        ]),
+        // Event loop, sockets, timers, TLS engine. Syscalls live here and nowhere else.
+        .target(name: "HubIO", dependencies: ["CHubShims", "COpenSSL", "HubTelemetry"]),
+        // Pure HTTP/1.1 codec and router: no sockets, testable byte by byte.
+        .target(name: "HubHTTP", dependencies: []),
+        // Endpoints, configuration, connection shell, lifecycle.
+        .target(name: "HubServer", dependencies: [
+            "HubIO", "HubHTTP", "HubTelemetry",
+            .product(name: "Logging", package: "swift-log"),
+        ], plugins: ["BuildInfoPlugin"]),
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
+        .executableTarget(name: "devicehub", dependencies: [
+            "HubServer", "HubIO", "HubTelemetry", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "HubHTTPTests", dependencies: ["HubHTTP"]),
+        .testTarget(name: "HubIOTests", dependencies: ["HubIO"]),
+        .testTarget(name: "HubTelemetryTests", dependencies: ["HubTelemetry", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "HubServerTests", dependencies: ["HubServer", "HubIO", "HubHTTP"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

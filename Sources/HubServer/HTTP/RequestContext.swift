@@ -1,0 +1,58 @@
+import HubHTTP
+import HubIO
+import Logging
+
+/// Everything a route handler gets about one request.
+public final class RequestContext {
+    public let request: HTTPRequest
+    /// Path parameters by name (`:id` → `params["id"]`).
+    public let params: [String: String]
+    /// The matched route pattern (`/api/v1/...`), or `unmatched`.
+    public let route: String
+    /// Echoed in `X-Request-ID`, in problem documents and on every log line of this request.
+    public let requestID: String
+    /// The loop the request runs on; complete asynchronous work back on it.
+    public let loop: EventLoop
+    private let baseLogger: Logger
+
+    init(request: HTTPRequest, params: [String: String], route: String, requestID: String, loop: EventLoop, logger: Logger) {
+        self.request = request
+        self.params = params
+        self.route = route
+        self.requestID = requestID
+        self.loop = loop
+        self.baseLogger = logger
+    }
+
+    /// A logger whose lines carry this request's id. Built on first use: most requests never log
+    /// beyond the access line.
+    public lazy var logger: Logger = {
+        var l = baseLogger
+        l[metadataKey: "request_id"] = .string(requestID)
+        return l
+    }()
+
+    /// A problem document for this request (its id and path filled in).
+    public func problem(_ status: Int, _ code: String, _ detail: String? = nil) -> Response {
+        var p = Problem(status: status, code: code, detail: detail)
+        p.requestID = requestID
+        p.instance = request.path
+        return .problem(p)
+    }
+
+    /// Decodes a JSON body, or gives the problem response to send (415 or 400).
+    public func decodeJSON<T: Decodable>(_ type: T.Type) -> Result<T, Problem> {
+        if let ct = request.headers["Content-Type"], !ct.lowercased().hasPrefix("application/json") {
+            var p = Problem(status: 415, code: "unsupported_media_type", detail: "send application/json")
+            p.requestID = requestID
+            return .failure(p)
+        }
+        do {
+            return .success(try JSONBody.decode(type, from: request.body))
+        } catch {
+            var p = error
+            p.requestID = requestID
+            return .failure(p)
+        }
+    }
+}

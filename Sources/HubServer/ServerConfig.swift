@@ -1,0 +1,101 @@
+import Foundation
+import HubHTTP
+import Logging
+
+/// Every setting and limit of the server, with its default and the reason for it, in one
+/// place. The command line (`devicehub --help`) and `DEVICEHUB_*` environment variables map
+/// onto this struct; `validate()` turns a bad combination into a message naming the setting.
+public struct ServerConfig: Sendable {
+    /// Address to listen on for plain HTTP. `0.0.0.0` (all IPv4) by default; `::` for IPv6.
+    public var host = "0.0.0.0"
+    /// Plain HTTP port; 0 lets the kernel pick (tests).
+    public var port = 8080
+    /// HTTPS port, used only when a certificate and key are configured.
+    public var tlsPort = 8443
+    public var tlsCertificateFile: String?
+    public var tlsPrivateKeyFile: String?
+    /// Event loop threads. One per core: each loop owns its connections, so more loops than
+    /// cores only adds context switches.
+    public var loops = ProcessInfo.processInfo.activeProcessorCount
+    /// Pin loop threads to cores (benchmarks, dedicated hosts).
+    public var pinCPUs = false
+    /// Connections the process holds at most (split evenly over loops); further ones are closed
+    /// at accept. Each idle connection costs a descriptor and a few hundred bytes.
+    public var maxConnections = 100_000
+
+    /// Request line longer than this: 414. 8 KiB is what common proxies allow.
+    public var maxRequestLineBytes = 8192
+    /// Whole request head larger than this: 431.
+    public var maxHeaderBytes = 16 * 1024
+    /// More header fields than this: 431.
+    public var maxHeaderCount = 100
+    /// Request body larger than this: 413. Hub requests are small JSON documents.
+    public var maxBodyBytes = 1 << 20
+    /// Pipelined requests a connection may have in flight before the server stops reading from
+    /// it; bounds the memory one client can pin with queued responses.
+    public var maxPipelinedRequests = 16
+    /// Time allowed from a request's first byte to the end of its head: 408 and close after it
+    /// (slowloris).
+    public var requestHeadTimeout: Double = 10
+    /// Time allowed to receive a request body once the head is in: 408 and close after it.
+    public var requestBodyTimeout: Double = 30
+    /// An idle keep-alive connection is closed after this. Longer than a load balancer's 60 s so
+    /// that the balancer, not the hub, closes idle connections (no race on reuse).
+    public var keepAliveTimeout: Double = 75
+    /// A connection whose queued output does not move for this long is closed (a client that
+    /// stopped reading).
+    public var writeTimeout: Double = 30
+    /// Time to finish in-flight requests after SIGTERM before exiting anyway.
+    public var shutdownGracePeriod: Double = 10
+
+    /// Log level: trace, debug, info, notice, warning, error, critical.
+    public var logLevel: Logger.Level = .info
+    /// One JSON line per request (method, path, status, bytes, duration, request id).
+    public var accessLog = true
+
+    public init() {}
+
+    var parserLimits: HTTPParserLimits {
+        var l = HTTPParserLimits()
+        l.maxRequestLineBytes = maxRequestLineBytes
+        l.maxHeaderBytes = maxHeaderBytes
+        l.maxHeaderCount = maxHeaderCount
+        l.maxBodyBytes = maxBodyBytes
+        return l
+    }
+
+    var tlsEnabled: Bool { tlsCertificateFile != nil || tlsPrivateKeyFile != nil }
+
+    /// Checks the configuration; the error text names the setting and the accepted range.
+    public func validate() throws(ConfigError) {
+        func check(_ ok: Bool, _ message: String) throws(ConfigError) { if !ok { throw ConfigError(message: message) } }
+        try check((0...65535).contains(port), "--port must be 0...65535, got \(port)")
+        try check((0...65535).contains(tlsPort), "--tls-port must be 0...65535, got \(tlsPort)")
+        try check(loops >= 1 && loops <= 256, "--loops must be 1...256, got \(loops)")
+        try check(maxConnections >= 1, "--max-connections must be at least 1")
+        try check(maxRequestLineBytes >= 64, "--max-request-line-bytes must be at least 64")
+        try check(maxHeaderBytes >= maxRequestLineBytes, "--max-header-bytes must be at least --max-request-line-bytes (\(maxRequestLineBytes))")
+        try check(maxHeaderCount >= 1, "--max-header-count must be at least 1")
+        try check(maxBodyBytes >= 0, "--max-body-bytes must not be negative")
+        try check(maxPipelinedRequests >= 1, "--max-pipelined-requests must be at least 1")
+        for (name, v) in [("--request-head-timeout", requestHeadTimeout), ("--request-body-timeout", requestBodyTimeout),
+                          ("--keep-alive-timeout", keepAliveTimeout), ("--write-timeout", writeTimeout)] {
+            try check(v > 0 && v <= 86_400, "\(name) must be in (0, 86400] seconds, got \(v)")
+        }
+        try check(shutdownGracePeriod >= 0 && shutdownGracePeriod <= 3600, "--shutdown-grace-period must be 0...3600 seconds")
+        if tlsEnabled {
+            guard let cert = tlsCertificateFile, let key = tlsPrivateKeyFile else {
+                throw ConfigError(message: "--tls-cert and --tls-key must be given together")
+            }
+            try check(FileManager.default.isReadableFile(atPath: cert), "--tls-cert: cannot read \(cert)")
+            try check(FileManager.default.isReadableFile(atPath: key), "--tls-key: cannot read \(key)")
+            try check(tlsPort != port || port == 0, "--tls-port must differ from --port")
+        }
+    }
+}
+
+/// A configuration problem, reported at start-up before anything listens.
+public struct ConfigError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

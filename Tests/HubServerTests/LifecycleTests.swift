@@ -1,0 +1,147 @@
+import Foundation
+import HubServer
+import XCTest
+
+/// Start-up, configuration, draining and resource exhaustion, partly through the real binary.
+final class LifecycleTests: XCTestCase {
+    func testDrainFinishesInFlightRequestThenStops() throws {
+        let (server, _) = try startTestServer { app in
+            app.route(.get, "/slow") { ctx, responder in
+                ctx.loop.schedule(after: 400_000_000) { responder.send(.text("finished")) }
+            }
+        }
+        let inflight = try TestClient(port: server.httpPort)
+        let idle = try TestClient(port: server.httpPort)
+        XCTAssertEqual(try idle.request("GET", "/healthz").status, 200)
+        try inflight.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(50_000)
+        let drained = DispatchSemaphore(value: 0)
+        var clean = false
+        Thread.detachNewThread {
+            clean = server.drain(gracePeriod: 5)
+            drained.signal()
+        }
+        // The idle keep-alive connection is closed promptly.
+        XCTAssertTrue(idle.waitForClose())
+        // The in-flight request completes, marked as the last on its connection.
+        let r = try inflight.readResponse()
+        XCTAssertEqual(r.text, "finished")
+        XCTAssertEqual(r.header("Connection"), "close")
+        XCTAssertTrue(inflight.waitForClose())
+        XCTAssertEqual(drained.wait(timeout: .now() + 6), .success)
+        XCTAssertTrue(clean)
+        // New connections are refused once draining began.
+        XCTAssertThrowsError(try TestClient(port: server.httpPort))
+    }
+
+    func testReadyzIs503WhileDraining() throws {
+        let (server, _) = try startTestServer { app in
+            app.route(.get, "/slow") { ctx, responder in
+                ctx.loop.schedule(after: 600_000_000) { responder.send(.text("done")) }
+            }
+        }
+        let c = try TestClient(port: server.httpPort)
+        // Pipeline: a slow request keeps the connection in flight, the /readyz after it is
+        // answered during the drain.
+        try c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(50_000)
+        Thread.detachNewThread { server.drain(gracePeriod: 5) }
+        usleep(100_000)
+        XCTAssertTrue(server.application.draining.load(ordering: .relaxed))
+        XCTAssertEqual(try c.readResponse().text, "done")
+    }
+
+    func testSIGTERMDrainsAndExitsZero() throws {
+        let hub = try HubProcess(arguments: ["--port", "0", "--host", "127.0.0.1", "--loops", "2", "--shutdown-grace-period", "3"])
+        let port = try hub.waitUntilListening()
+        let c = try TestClient(port: port)
+        XCTAssertEqual(try c.request("GET", "/healthz").status, 200)
+        hub.signal(SIGTERM)
+        XCTAssertEqual(hub.waitForExit(timeout: 5), 0, hub.log)
+        XCTAssertTrue(hub.log.contains("\"msg\":\"draining\""), hub.log)
+        XCTAssertTrue(hub.log.contains("\"msg\":\"stopped\""), hub.log)
+    }
+
+    func testEnvironmentVariablesConfigureTheServer() throws {
+        let hub = try HubProcess(arguments: ["--host", "127.0.0.1"], environment: ["DEVICEHUB_PORT": "0", "DEVICEHUB_LOOPS": "1", "DEVICEHUB_NO_ACCESS_LOG": "1", "DEVICEHUB_ACCESS_LOG": "false"])
+        let port = try hub.waitUntilListening()
+        XCTAssertGreaterThan(port, 0)
+        let c = try TestClient(port: port)
+        XCTAssertEqual(try c.request("GET", "/healthz").status, 200)
+        usleep(100_000)
+        XCTAssertFalse(hub.log.contains("\"logger\":\"access\""), "DEVICEHUB_ACCESS_LOG=false must turn the access log off")
+        hub.signal(SIGTERM)
+        XCTAssertEqual(hub.waitForExit(timeout: 5), 0)
+    }
+
+    func testAccessLogLineCarriesRequestFields() throws {
+        let hub = try HubProcess(arguments: ["--host", "127.0.0.1", "--port", "0", "--loops", "1"])
+        let port = try hub.waitUntilListening()
+        let c = try TestClient(port: port)
+        _ = try c.request("GET", "/healthz", headers: ["X-Request-ID": "trace-42"])
+        usleep(200_000)
+        let line = try XCTUnwrap(hub.log.split(separator: "\n").first { $0.contains("trace-42") })
+        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(obj["logger"] as? String, "access")
+        XCTAssertEqual(obj["status"] as? Int, 200)
+        XCTAssertEqual(obj["path"] as? String, "/healthz")
+        XCTAssertEqual(obj["bytes"] as? Int ?? 0 > 0, true)
+        XCTAssertNotNil(obj["duration_ms"])
+        XCTAssertNotNil(obj["ts"])
+    }
+
+    func testInvalidConfigurationFailsWithAClearMessage() throws {
+        for (args, needle) in [(["--port", "70000"], "--port must be 0...65535"),
+                               (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "cannot read /nonexistent.pem"),
+                               (["--tls-cert", "/etc/hostname"], "--tls-cert and --tls-key must be given together"),
+                               (["--log-level", "loud"], "--log-level must be one of")] {
+            let hub = try HubProcess(arguments: args)
+            XCTAssertEqual(hub.waitForExit(timeout: 10).map { $0 != 0 }, true, "\(args) must fail")
+            XCTAssertTrue(hub.log.contains(needle), "\(args): expected \(needle) in \(hub.log)")
+        }
+    }
+
+    func testHelpExplainsOptionsAndEnvironment() throws {
+        let p = Process()
+        p.executableURL = devicehubBinary()
+        p.arguments = ["--help"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        p.waitUntilExit()
+        let help = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(help.contains("--keep-alive-timeout"))
+        XCTAssertTrue(help.contains("DEVICEHUB_PORT"))
+    }
+
+    /// With the descriptor limit at 64, a burst of 150 connections exhausts it. The server must
+    /// keep serving once they go away, and must not spin on the listener meanwhile.
+    func testEMFILEIsSurvivedWithoutBusyLooping() throws {
+        let hub = try HubProcess(arguments: ["--host", "127.0.0.1", "--port", "0", "--loops", "1", "--no-access-log"], shellPrefix: "ulimit -n 64")
+        let port = try hub.waitUntilListening()
+        var clients: [TestClient] = []
+        for _ in 0..<150 {
+            if let c = try? TestClient(port: port, timeout: 1) { clients.append(c) }
+        }
+        let cpuBefore = processCPUSeconds(hub.process.processIdentifier)
+        sleep(1)
+        let cpuAfter = processCPUSeconds(hub.process.processIdentifier)
+        XCTAssertLessThan(cpuAfter - cpuBefore, 0.5, "the server must not busy-loop on EMFILE")
+        clients.removeAll()
+        usleep(300_000)
+        let c = try TestClient(port: port)
+        XCTAssertEqual(try c.request("GET", "/healthz").status, 200)
+        let metrics = try c.request("GET", "/metrics").text
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix("devicehub_accept_errors_total ") }
+        XCTAssertGreaterThan(Int(line?.split(separator: " ").last ?? "0") ?? 0, 0, "accept errors must be counted")
+        XCTAssertTrue(hub.log.contains("accept failed"), "EMFILE must be logged")
+    }
+
+    private func processCPUSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return 0 }
+        let fields = stat.split(separator: ")").last!.split(separator: " ")
+        // utime and stime are fields 14 and 15 of stat; after the ")" they are at 11 and 12.
+        let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
