@@ -10,6 +10,11 @@ func systemLibrary(_ name: String, pkg: String, apt: String) -> Target {
     .systemLibrary(name: name, path: "Sources/\(name)", pkgConfig: pkg, providers: [.apt([apt])])
 }
 
+/// Our own hot-path modules: exclusivity is proven statically where it matters (no
+/// overlapping `inout` access by design), and the dynamic checks cost ~2% of a request.
+/// Cross-module optimization lets the server inline the codec's small accessors.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release))]
+
 let package = Package(
     name: "DeviceHub",
     platforms: [.macOS(.v15)],
@@ -34,16 +39,16 @@ let package = Package(
         // Observability: structured logs and lock-free metrics, used by every layer above I/O.
         .target(name: "HubTelemetry", dependencies: [
             .product(name: "Logging", package: "swift-log"), .product(name: "Atomics", package: "swift-atomics"),
-        ]),
+        ], swiftSettings: hotPath),
         // Event loop, sockets, timers, TLS engine. Syscalls live here and nowhere else.
-        .target(name: "HubIO", dependencies: ["CHubShims", "COpenSSL", "HubTelemetry"]),
+        .target(name: "HubIO", dependencies: ["CHubShims", "COpenSSL", "HubTelemetry"], swiftSettings: hotPath),
         // Pure HTTP/1.1 codec and router: no sockets, testable byte by byte.
-        .target(name: "HubHTTP", dependencies: []),
+        .target(name: "HubHTTP", dependencies: [], swiftSettings: hotPath),
         // Endpoints, configuration, connection shell, lifecycle.
         .target(name: "HubServer", dependencies: [
             "HubIO", "HubHTTP", "HubTelemetry",
             .product(name: "Logging", package: "swift-log"),
-        ], plugins: ["BuildInfoPlugin"]),
+        ], swiftSettings: hotPath, plugins: ["BuildInfoPlugin"]),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
         .executableTarget(name: "devicehub", dependencies: [
             "HubServer", "HubIO", "HubTelemetry", .product(name: "ArgumentParser", package: "swift-argument-parser"),

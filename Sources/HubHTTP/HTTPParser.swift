@@ -81,6 +81,13 @@ public struct HTTPParser: Sendable {
     /// Bytes appended but not yet consumed by a returned request or the one in progress.
     public var bufferedByteCount: Int { buffer.count &- readIndex }
 
+    /// True while a request has started but is not complete (some bytes of it were received).
+    /// Not the same as `bufferedByteCount > 0`: completed header lines are consumed eagerly.
+    public var hasPartialRequest: Bool {
+        if case .requestLine = state { return bufferedByteCount > 0 }
+        return true
+    }
+
     /// True once the current request's head is complete and its body is being read: the
     /// connection then applies the body deadline instead of the head deadline.
     public var isReadingBody: Bool {

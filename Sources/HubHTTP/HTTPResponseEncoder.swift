@@ -34,8 +34,12 @@ public enum HTTPResponseEncoder {
     ///
     /// An HTTP/1.0 client that asked for keep-alive only keeps the connection if the response
     /// says `Connection: keep-alive`; the caller adds that header, since it knows the version.
+    ///
+    /// `extra` is one more field written after the head's own (the connection's
+    /// `X-Request-ID`): passing it here instead of adding it to `head.headers` spares a
+    /// copy of a shared header array per response.
     public static func encode(_ head: HTTPResponseHead, body: UnsafeRawBufferPointer, keepAlive: Bool,
-                              headOnly: Bool, date: HTTPDate, into out: inout [UInt8]) {
+                              headOnly: Bool, date: HTTPDate, extra: HTTPHeaders.Field? = nil, into out: inout [UInt8]) {
         appendStatusLine(head.status, into: &out)
 
         var hasDate = false, hasLength = false, hasTransferEncoding = false, hasClose = false
@@ -53,6 +57,7 @@ public enum HTTPResponseEncoder {
             appendField(name: field.name, value: field.value, into: &out)
         }
 
+        if let extra { appendField(name: extra.name, value: extra.value, into: &out) }
         if !hasDate {
             appendStatic("Date: ", into: &out)
             out.append(contentsOf: date.bytes)
@@ -71,6 +76,12 @@ public enum HTTPResponseEncoder {
         if bodyAllowed && !headOnly && body.count > 0 {
             out.append(contentsOf: body)
         }
+    }
+
+    /// The status line and the head's fields, sanitised as `encode` writes them.
+    static func encodeStatusAndFields(_ head: HTTPResponseHead, into out: inout [UInt8]) {
+        appendStatusLine(head.status, into: &out)
+        for field in head.headers.fields { appendField(name: field.name, value: field.value, into: &out) }
     }
 
     /// Convenience for bodies held in an array.
@@ -102,7 +113,7 @@ public enum HTTPResponseEncoder {
         appendStatic("\r\n", into: &out)
     }
 
-    private static func appendField(name: String, value: String, into out: inout [UInt8]) {
+    static func appendField(name: String, value: String, into out: inout [UInt8]) {
         let nameStart = out.count
         out.append(contentsOf: name.utf8)
         let valueStart = out.count + 2

@@ -42,7 +42,9 @@ public final class Channel: EventHandler {
     enum State { case active, closing, closed }
 
     public let fd: Int32
-    public unowned let loop: EventLoop
+    /// Loops outlive their channels (a loop closes every channel before `run` returns), so the
+    /// reference needs neither a retain nor `unowned`'s check.
+    public unowned(unsafe) let loop: EventLoop
     public var handler: ChannelHandler!
     /// The peer's address as text (`127.0.0.1:51234`), for logs.
     public let peer: String

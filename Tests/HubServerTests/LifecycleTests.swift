@@ -16,9 +16,10 @@ final class LifecycleTests: XCTestCase {
         try inflight.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         usleep(50_000)
         let drained = DispatchSemaphore(value: 0)
-        var clean = false
+        final class Box: @unchecked Sendable { var clean = false }
+        let result = Box()
         Thread.detachNewThread {
-            clean = server.drain(gracePeriod: 5)
+            result.clean = server.drain(gracePeriod: 5)
             drained.signal()
         }
         // The idle keep-alive connection is closed promptly.
@@ -29,7 +30,7 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(r.header("Connection"), "close")
         XCTAssertTrue(inflight.waitForClose())
         XCTAssertEqual(drained.wait(timeout: .now() + 6), .success)
-        XCTAssertTrue(clean)
+        XCTAssertTrue(result.clean)
         // New connections are refused once draining began.
         XCTAssertThrowsError(try TestClient(port: server.httpPort))
     }

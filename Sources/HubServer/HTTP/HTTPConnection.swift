@@ -12,24 +12,15 @@ import Logging
 /// - an idle keep-alive connection closes after `keepAliveTimeout`;
 /// - output that does not move for `writeTimeout` closes the connection.
 final class HTTPConnection: ChannelHandler {
-    private unowned let channel: Channel
+    /// Strong: the cycle with `Channel.handler` is broken when the channel closes. (`unowned`
+    /// would cost a checked retain on every access.)
+    private let channel: Channel
     private let app: HTTPApplication
     private let context: LoopContext
     private var parser: HTTPParser
 
-    /// A request whose response is not written yet.
-    private struct Pending {
-        var sequence: Int
-        var route: Route
-        var method: HTTPMethod
-        var path: String
-        var requestID: String
-        var keepAlive: Bool
-        var startedAt: UInt64
-        var response: Response?
-    }
-
-    private var pending: [Pending] = []
+    /// Requests whose responses are not written yet, in arrival order.
+    private var pending: [RequestContext] = []
     private var nextSequence = 0
     /// When the current partial request's first byte arrived (nil: nothing buffered).
     private var partialSince: UInt64?
@@ -67,10 +58,10 @@ final class HTTPConnection: ChannelHandler {
             }
             switch parser.next() {
             case .request(let request):
-                partialSince = parser.bufferedByteCount > 0 ? channel.loop.now : nil
+                partialSince = parser.hasPartialRequest ? channel.loop.now : nil
                 dispatch(request)
             case .needMoreData:
-                if parser.bufferedByteCount == 0 { partialSince = nil }
+                if !parser.hasPartialRequest { partialSince = nil }
                 return
             case .error(let error):
                 fail(error)
@@ -79,7 +70,9 @@ final class HTTPConnection: ChannelHandler {
         }
     }
 
-    private func dispatch(_ request: HTTPRequest) {
+    /// `consuming`: the request moves into its context instead of being copied (a copy retains
+    /// every string and array in it).
+    private func dispatch(_ request: consuming HTTPRequest) {
         let loop = channel.loop
         let incoming = request.headers["X-Request-ID"]
         let requestID = incoming.flatMap { RequestID.isAcceptable($0) ? $0 : nil } ?? context.requestIDs.next()
@@ -89,18 +82,17 @@ final class HTTPConnection: ChannelHandler {
 
         switch app.router.match(request.method, path: request.path) {
         case .found(let route, let params, _):
-            pending.append(Pending(sequence: sequence, route: route, method: request.method, path: request.path,
-                                   requestID: requestID, keepAlive: request.keepAlive, startedAt: loop.now))
-            let ctx = RequestContext(request: request, params: params, route: route.pattern, requestID: requestID, loop: loop, logger: app.logger)
+            let ctx = RequestContext(request: request, params: params, route: route, requestID: requestID, loop: loop, logger: app.logger, sequence: sequence)
+            pending.append(ctx)
             route.handler(ctx, Responder(connection: self, sequence: sequence, loop: loop))
         case .notFound:
-            pending.append(Pending(sequence: sequence, route: app.unmatched, method: request.method, path: request.path,
-                                   requestID: requestID, keepAlive: request.keepAlive, startedAt: loop.now))
-            complete(sequence: sequence, response: problem(404, "not_found", "no route for \(request.path)", requestID: requestID, path: request.path))
+            let ctx = RequestContext(request: request, params: [:], route: app.unmatched, requestID: requestID, loop: loop, logger: app.logger, sequence: sequence)
+            pending.append(ctx)
+            complete(sequence: sequence, response: ctx.problem(404, "not_found", "no route for \(ctx.request.path)"))
         case .methodNotAllowed(let allow):
-            pending.append(Pending(sequence: sequence, route: app.unmatched, method: request.method, path: request.path,
-                                   requestID: requestID, keepAlive: request.keepAlive, startedAt: loop.now))
-            var r = problem(405, "method_not_allowed", "\(request.method.name) is not allowed on \(request.path)", requestID: requestID, path: request.path)
+            let ctx = RequestContext(request: request, params: [:], route: app.unmatched, requestID: requestID, loop: loop, logger: app.logger, sequence: sequence)
+            pending.append(ctx)
+            var r = ctx.problem(405, "method_not_allowed", "\(ctx.request.method.name) is not allowed on \(ctx.request.path)")
             r.headers.add(name: "Allow", value: allow.joined(separator: ", "))
             complete(sequence: sequence, response: r)
         }
@@ -110,31 +102,27 @@ final class HTTPConnection: ChannelHandler {
     private func fail(_ error: HTTPParseError) {
         closing = true
         channel.pauseReading()
-        let requestID = context.requestIDs.next()
         let sequence = nextSequence
         nextSequence += 1
         app.requestsInFlight.add(1, shard: channel.loop.index)
-        pending.append(Pending(sequence: sequence, route: app.unmatched, method: .get, path: "", requestID: requestID,
-                               keepAlive: false, startedAt: channel.loop.now))
+        let placeholder = HTTPRequest(method: .get, target: "", path: "", query: nil, version: HTTPVersion(major: 1, minor: 1),
+                                      headers: HTTPHeaders(), body: [], keepAlive: false, isUpgrade: false)
+        let ctx = RequestContext(request: placeholder, params: [:], route: app.unmatched, requestID: context.requestIDs.next(),
+                                 loop: channel.loop, logger: app.logger, sequence: sequence)
+        pending.append(ctx)
         var p = Problem(error)
-        p.requestID = requestID
+        p.requestID = ctx.requestID
         var r = Response.problem(p)
         r.closeConnection = true
         complete(sequence: sequence, response: r)
-    }
-
-    private func problem(_ status: Int, _ code: String, _ detail: String, requestID: String, path: String) -> Response {
-        var p = Problem(status: status, code: code, detail: detail)
-        p.requestID = requestID
-        p.instance = path
-        return .problem(p)
     }
 
     // MARK: output
 
     /// A handler finished. Writes every response that is now at the head of the line.
     func complete(sequence: Int, response: Response) {
-        guard let i = pending.firstIndex(where: { $0.sequence == sequence }) else { return }
+        // Unknown sequence: already answered and written, or the connection closed.
+        guard !pending.isEmpty, let i = pending.firstIndex(where: { $0.sequence == sequence }), pending[i].response == nil else { return }
         pending[i].response = response
         guard i == 0 else { return }
         let date = context.currentDate()
@@ -142,21 +130,30 @@ final class HTTPConnection: ChannelHandler {
         var mustClose = false
         while let first = pending.first, let response = first.response {
             pending.removeFirst()
+            first.response = nil
             app.requestsInFlight.add(-1, shard: loopIndex)
-            var keepAlive = first.keepAlive && !response.closeConnection
+            var keepAlive = first.request.keepAlive && !response.closeConnection
             // The last answer before a close says so, for the client's sake.
             if (draining || closing) && pending.isEmpty { keepAlive = false }
-            var head = HTTPResponseHead(status: response.status, headers: response.headers)
-            head.headers.add(name: "X-Request-ID", value: first.requestID)
+            let headOnly = first.request.method == .head
+            let isHTTP10 = first.request.version.minor == 0
+            let idField = HTTPHeaders.Field(name: "X-Request-ID", value: first.requestID)
             let bytes = channel.withOutput { out -> Int in
                 let before = out.count
                 response.body.withUnsafeBytes { body in
-                    HTTPResponseEncoder.encode(head, body: body, keepAlive: keepAlive, headOnly: first.method == .head, date: date, into: &out)
+                    if let prepared = response.prepared, !(keepAlive && isHTTP10) {
+                        HTTPResponseEncoder.encode(prepared: prepared, body: body, keepAlive: keepAlive, headOnly: headOnly, date: date, extra: idField, into: &out)
+                    } else {
+                        var head = HTTPResponseHead(status: response.status, headers: response.headers)
+                        // HTTP/1.0 keep-alive must be confirmed explicitly.
+                        if keepAlive && isHTTP10 { head.headers.add(name: "Connection", value: "keep-alive") }
+                        HTTPResponseEncoder.encode(head, body: body, keepAlive: keepAlive, headOnly: headOnly, date: date, extra: idField, into: &out)
+                    }
                 }
                 return out.count - before
             }
             let elapsed = Int(channel.loop.now &- first.startedAt)
-            app.recordResponse(route: first.route, status: response.status, nanoseconds: elapsed, loop: loopIndex)
+            app.recordResponse(route: first.routeEntry, status: response.status, nanoseconds: elapsed, loop: loopIndex)
             if app.config.accessLog {
                 logAccess(first, status: response.status, bytes: bytes, nanoseconds: elapsed)
             }
@@ -167,7 +164,7 @@ final class HTTPConnection: ChannelHandler {
         }
         if mustClose {
             closing = true
-            for _ in pending { app.requestsInFlight.add(-1, shard: loopIndex) }
+            app.requestsInFlight.add(-pending.count, shard: loopIndex)
             pending.removeAll()
             channel.close(.afterFlush)
             return
@@ -178,19 +175,18 @@ final class HTTPConnection: ChannelHandler {
         }
     }
 
-    private func logAccess(_ p: Pending, status: Int, bytes: Int, nanoseconds: Int) {
+    private func logAccess(_ p: RequestContext, status: Int, bytes: Int, nanoseconds: Int) {
         app.accessLogger.info("request", metadata: [
             "request_id": .string(p.requestID),
-            "method": .string(p.method.name),
-            "path": .string(p.path),
-            "route": .string(p.route.pattern),
+            "method": .string(p.request.method.name),
+            "path": .string(p.request.path),
+            "route": .string(p.route),
             "status": .stringConvertible(status),
             "bytes": .stringConvertible(bytes),
             "duration_ms": .stringConvertible(Double(nanoseconds) / 1e6),
             "peer": .string(channel.peer),
         ])
     }
-
     // MARK: lifecycle
 
     func channelReadEOF(_ channel: Channel) {

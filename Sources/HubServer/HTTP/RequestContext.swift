@@ -15,13 +15,24 @@ public final class RequestContext {
     public let loop: EventLoop
     private let baseLogger: Logger
 
-    init(request: HTTPRequest, params: [String: String], route: String, requestID: String, loop: EventLoop, logger: Logger) {
+    // In-flight bookkeeping of the connection, kept here so that a request costs one object
+    // (a separate struct in the connection's queue was copied, with all its strings, several
+    // times per request).
+    let sequence: Int
+    let routeEntry: Route
+    let startedAt: UInt64
+    var response: Response?
+
+    init(request: HTTPRequest, params: [String: String], route: Route, requestID: String, loop: EventLoop, logger: Logger, sequence: Int) {
         self.request = request
         self.params = params
-        self.route = route
+        self.route = route.pattern
+        self.routeEntry = route
         self.requestID = requestID
         self.loop = loop
         self.baseLogger = logger
+        self.sequence = sequence
+        self.startedAt = loop.now
     }
 
     /// A logger whose lines carry this request's id. Built on first use: most requests never log

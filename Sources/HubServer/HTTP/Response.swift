@@ -5,9 +5,11 @@ import HubIO
 /// What a route handler answers: status, headers and a complete body (hub payloads are small
 /// JSON documents; streaming is the WebSocket's job).
 public struct Response {
-    public var status: Int
-    public var headers: HTTPHeaders
+    public var status: Int { didSet { prepared = nil } }
+    public var headers: HTTPHeaders { didSet { prepared = nil } }
     public var body: [UInt8]
+    /// The head encoded once, for responses sent many times (see `prepare()`).
+    private(set) var prepared: PreparedResponseHead?
     /// Close the connection after this response even if the client wants keep-alive.
     public var closeConnection = false
 
@@ -15,6 +17,12 @@ public struct Response {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// Encodes the head once now, so that sending this response again and again costs a
+    /// copy rather than an encoding. For responses built once and kept (`/healthz`).
+    public mutating func prepare() {
+        prepared = PreparedResponseHead(HTTPResponseHead(status: status, headers: headers))
     }
 
     public static func json<T: Encodable>(_ value: T, status: Int = 200) -> Response {
@@ -37,13 +45,15 @@ public struct Response {
     }
 }
 
-/// Completes one request, exactly once, from any thread. Responses of pipelined requests are
-/// written in request order by the connection, whatever order handlers finish in.
-public final class Responder: @unchecked Sendable {
-    private weak var connection: HTTPConnection?
+/// Completes one request from any thread. Responses of pipelined requests are written in
+/// request order by the connection, whatever order handlers finish in; a second answer to the
+/// same request is ignored. A value type: answering costs no allocation.
+public struct Responder: @unchecked Sendable {
+    /// Strong on purpose: a weak reference costs an atomic side-table operation per request,
+    /// and a connection that closed ignores late answers (its pending list is empty).
+    private let connection: HTTPConnection
     private let sequence: Int
     private let loop: EventLoop
-    private var done = false
 
     init(connection: HTTPConnection, sequence: Int, loop: EventLoop) {
         self.connection = connection
@@ -53,15 +63,10 @@ public final class Responder: @unchecked Sendable {
 
     public func send(_ response: Response) {
         if loop.inLoop {
-            complete(response)
+            connection.complete(sequence: sequence, response: response)
         } else {
-            loop.execute { self.complete(response) }
+            let target = self
+            loop.execute { target.connection.complete(sequence: target.sequence, response: response) }
         }
-    }
-
-    private func complete(_ response: Response) {
-        guard !done else { return }
-        done = true
-        connection?.complete(sequence: sequence, response: response)
     }
 }
