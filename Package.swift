@@ -20,6 +20,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "devicehub", targets: ["devicehub"]),
+        .executable(name: "ws-echo", targets: ["ws-echo"]),
         .library(name: "DeviceHub", targets: ["HubServer"]),
     ],
     dependencies: [
@@ -29,7 +30,7 @@ let package = Package(
     ],
     targets: [
         // C entry points.
-        .target(name: "CHubShims", path: "Sources/CHubShims", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "CHubShims", path: "Sources/CHubShims", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("z")]),
         systemLibrary("COpenSSL", pkg: "openssl", apt: "libssl-dev"),
         systemLibrary("CZlib", pkg: "zlib", apt: "zlib1g-dev"),
         systemLibrary("CHiredis", pkg: "hiredis", apt: "libhiredis-dev"),
@@ -44,9 +45,17 @@ let package = Package(
         .target(name: "HubIO", dependencies: ["CHubShims", "COpenSSL", "HubTelemetry"], swiftSettings: hotPath),
         // Pure HTTP/1.1 codec and router: no sockets, testable byte by byte.
         .target(name: "HubHTTP", dependencies: [], swiftSettings: hotPath),
+        // Pure RFC 6455 / RFC 7692 codec: frames, UTF-8, close codes, handshake, deflate.
+        .target(name: "HubWebSocket", dependencies: ["CHubShims", "CZlib", "COpenSSL"], swiftSettings: hotPath),
+        // WebSocket connections on channels (both roles), fan-out, client connect.
+        .target(name: "HubWebSocketIO", dependencies: ["HubIO", "HubWebSocket", "HubHTTP"], swiftSettings: hotPath),
+        // Redis client on our event loops, over hiredis's async API.
+        .target(name: "HubRedis", dependencies: [
+            "CHiredis", "COpenSSL", "HubIO", "HubTelemetry", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: hotPath),
         // Endpoints, configuration, connection shell, lifecycle.
         .target(name: "HubServer", dependencies: [
-            "HubIO", "HubHTTP", "HubTelemetry",
+            "HubIO", "HubHTTP", "HubTelemetry", "HubWebSocket", "HubWebSocketIO",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath, plugins: ["BuildInfoPlugin"]),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
@@ -55,6 +64,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        .executableTarget(name: "ws-echo", dependencies: ["HubServer", "HubIO", "HubWebSocket", "HubWebSocketIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            path: "tools/ws-echo", swiftSettings: hotPath),
+
+        .executableTarget(name: "redis-bench", dependencies: ["HubRedis", "HubIO"], path: "tools/redis-bench", swiftSettings: hotPath),
+
+        .testTarget(name: "HubWebSocketTests", dependencies: ["HubWebSocket"]),
+        .testTarget(name: "HubRedisTests", dependencies: ["HubRedis", "HubIO", "HubTelemetry"]),
         .testTarget(name: "HubHTTPTests", dependencies: ["HubHTTP"]),
         .testTarget(name: "HubIOTests", dependencies: ["HubIO"]),
         .testTarget(name: "HubTelemetryTests", dependencies: ["HubTelemetry", .product(name: "Logging", package: "swift-log")]),

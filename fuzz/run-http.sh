@@ -27,15 +27,26 @@ mkdir -p "$out" "$work_corpus"
 linker=()
 if command -v ld.lld >/dev/null 2>&1; then linker=(-use-ld=lld); fi
 echo "building fuzz/out/fuzz-http ..."
-swiftc -sanitize=fuzzer,address -parse-as-library -O -wmo -g "${linker[@]}" \
-    -module-name HubHTTPFuzz \
-    "$root"/Sources/HubHTTP/*.swift "$root/fuzz/http/main.swift" \
-    -o "$out/fuzz-http"
+# Compile from inside fuzz/out: with -g, swiftc drops a debugger module
+# (HubHTTPFuzz-1.swiftmodule, .swiftdoc, .swiftsourceinfo) into the working directory, and
+# that must land in the git-ignored output folder, not in the caller's directory.
+(
+    cd "$out"
+    swiftc -sanitize=fuzzer,address -parse-as-library -O -wmo -g "${linker[@]}" \
+        -module-name HubHTTPFuzz \
+        "$root"/Sources/HubHTTP/*.swift "$root/fuzz/http/main.swift" \
+        -o "$out/fuzz-http"
+)
 
 log="$out/fuzz-http.log"
 echo "fuzzing for ${seconds}s (log: $log) ..."
+# Swift's runtime backtracer (swift-backtrace) can hang after a trap inside the fuzzer; turn
+# it off so libFuzzer's own deadly-signal handler writes the reproducer and exits at once.
+# The outer timeout is a last resort so this script always ends (libFuzzer stops itself
+# after -max_total_time; the margin covers loading the corpus and the final merge).
+export SWIFT_BACKTRACE=enable=no
 set +e
-"$out/fuzz-http" \
+timeout --kill-after=10 $((seconds + 120)) "$out/fuzz-http" \
     -max_total_time="$seconds" \
     -timeout=10 \
     -max_len=4096 \

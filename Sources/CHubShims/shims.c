@@ -138,3 +138,11 @@ int hub_ssl_set_sni(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_hos
 uint64_t hub_SSL_OP_NO_RENEGOTIATION(void) { return SSL_OP_NO_RENEGOTIATION; }
 uint64_t hub_SSL_OP_CIPHER_SERVER_PREFERENCE(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
 long hub_ssl_ctx_set_accept_moving_write_buffer(SSL_CTX *ctx) { return SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER); }
+
+#include <zlib.h>
+
+int hub_z_deflateInit2(void *strm, int level, int method, int windowBits, int memLevel, int strategy) {
+    return deflateInit2((z_stream *)strm, level, method, windowBits, memLevel, strategy);
+}
+
+int hub_z_inflateInit2(void *strm, int windowBits) { return inflateInit2((z_stream *)strm, windowBits); }

@@ -74,8 +74,8 @@ public struct Problem: Error, Codable, Equatable, Hashable, Sendable, CustomStri
         return Array(#"{"status":500,"code":"internal_error","title":"Internal Server Error"}"#.utf8)
     }
 
-    /// JSONEncoder is a class whose `encode` is safe to call concurrently once configured;
-    /// building one per error would dominate the cost of small error responses.
+    /// JSONEncoder is Sendable (a call keeps no state in the instance), so one configured
+    /// instance is shared; building one per error would dominate small error responses.
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -122,7 +122,7 @@ public enum JSONBody {
     public static func decode<T: Decodable>(_ type: T.Type, from body: [UInt8]) throws(Problem) -> T {
         guard !body.isEmpty else { throw Problem.invalidJSON("request body is empty") }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(body))
+            return try decoder.decode(T.self, from: Data(body))
         } catch let error as DecodingError {
             throw Problem.invalidJSON(describe(error))
         } catch {
@@ -136,10 +136,6 @@ public enum JSONBody {
     /// "NaN", "Infinity" and "-Infinity" rather than failing: a stray NaN in a telemetry
     /// value must not turn a whole response into an error.
     public static func encode<T: Encodable>(_ value: T) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         do {
             return [UInt8](try encoder.encode(value))
         } catch {
@@ -148,6 +144,18 @@ public enum JSONBody {
             return Problem.internalError("response encoding failed").jsonBytes()
         }
     }
+
+    /// Configured once and shared, like `Problem`'s encoder (both types are Sendable: a call
+    /// keeps no state in the instance); building one per request would cost more than small
+    /// bodies do.
+    private static let decoder = JSONDecoder()
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return encoder
+    }()
 
     /// A one-line, client-safe description of a decoding failure: the coding path and what
     /// was wrong, without Swift type internals beyond the expected JSON type.

@@ -7,7 +7,8 @@ public protocol ChannelHandler: AnyObject {
     /// The channel is registered and may write.
     func channelActive(_ channel: Channel)
     /// Plaintext arrived. The buffer belongs to the loop: consume or copy it before returning.
-    func channelRead(_ channel: Channel, _ bytes: UnsafeRawBufferPointer)
+    /// It is mutable so that a codec can transform in place (WebSocket unmasking).
+    func channelRead(_ channel: Channel, _ bytes: UnsafeMutableRawBufferPointer)
     /// The peer closed its side (read returned 0 or TLS close_notify).
     func channelReadEOF(_ channel: Channel)
     /// Output that had backed up (see `Channel.outboundBytes`) has been written out completely.
@@ -222,20 +223,21 @@ public final class Channel: EventHandler {
                 handler.channelReadEOF(self)
                 return
             }
-            deliver(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            deliver(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
             // A short read means the socket is drained; level-triggered epoll reports more later.
             if n < buffer.count { return }
         }
     }
 
-    private func deliver(_ bytes: UnsafeRawBufferPointer) {
+    private func deliver(_ bytes: UnsafeMutableRawBufferPointer) {
         guard let tls else {
             handler.channelRead(self, bytes)
             return
         }
         do {
-            let status = try tls.receive(bytes) { plaintext in
-                if state == .active { handler.channelRead(self, plaintext) }
+            let status = try tls.receive(UnsafeRawBufferPointer(bytes)) { plaintext in
+                // The engine's per-thread scratch buffer: ours to modify until we return.
+                if state == .active { handler.channelRead(self, UnsafeMutableRawBufferPointer(mutating: plaintext)) }
             }
             pullCiphertext(tls)
             if status == .closed, state == .active { handler.channelReadEOF(self) }

@@ -124,6 +124,28 @@ final class ParserSplitTests: XCTestCase {
         XCTAssertEqual(requests, feedWhole(bytes).requests)
     }
 
+    func testPartialRequestAndBodyPhaseFlags() {
+        // The connection uses these to pick the head or the body deadline.
+        var parser = HTTPParser()
+        XCTAssertFalse(parser.hasPartialRequest)
+        XCTAssertFalse(parser.isReadingBody)
+        parser.append(b("POST /x HTTP/1.1\r\nHost: h\r\n"))
+        XCTAssertEqual(parser.next(), .needMoreData)
+        XCTAssertTrue(parser.hasPartialRequest, "header lines were consumed but the request is open")
+        XCTAssertFalse(parser.isReadingBody)
+        parser.append(b("Content-Length: 4\r\n\r\nab"))
+        XCTAssertEqual(parser.next(), .needMoreData)
+        XCTAssertTrue(parser.hasPartialRequest)
+        XCTAssertTrue(parser.isReadingBody)
+        parser.append(b("cd"))
+        guard case .request = parser.next() else { return XCTFail("no request") }
+        XCTAssertFalse(parser.hasPartialRequest)
+        XCTAssertFalse(parser.isReadingBody)
+        parser.append(b("G"))
+        XCTAssertEqual(parser.next(), .needMoreData)
+        XCTAssertTrue(parser.hasPartialRequest)
+    }
+
     func testBodyArrivingInPiecesAfterHead() {
         var parser = HTTPParser()
         parser.append(b("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nab"))

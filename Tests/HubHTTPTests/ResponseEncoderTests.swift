@@ -112,6 +112,56 @@ final class ResponseEncoderTests: XCTestCase {
         for line in lines.dropFirst() { XCTAssertNotNil(line.range(of: ": "), line) }
     }
 
+    // MARK: Extra field and prepared heads
+
+    func testExtraFieldIsWrittenAfterHeadFields() {
+        var out: [UInt8] = []
+        b("ok").withUnsafeBytes { body in
+            HTTPResponseEncoder.encode(HTTPResponseHead(status: 200, headers: ["Content-Type": "text/plain"]), body: body,
+                                       keepAlive: true, headOnly: false, date: date,
+                                       extra: HTTPHeaders.Field(name: "X-Request-ID", value: "r\r\n1"), into: &out)
+        }
+        XCTAssertEqual(String(decoding: out, as: UTF8.self),
+                       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Request-ID: r  1\r\n" + dateLine + "Content-Length: 2\r\n\r\nok")
+    }
+
+    func testPreparedHeadWritesTheSameBytesAsEncode() {
+        let heads: [HTTPResponseHead] = [
+            HTTPResponseHead(status: 200, headers: ["Content-Type": "application/json", "Cache-Control": "no-store"]),
+            HTTPResponseHead(status: 204),
+            HTTPResponseHead(status: 304, headers: ["ETag": "\"x\""]),
+            HTTPResponseHead(status: 404, headers: ["Content-Type": "application/problem+json", "Bad\r\nName": "v\u{0}"]),
+            HTTPResponseHead(status: 101, headers: ["Upgrade": "websocket"]),
+        ]
+        let extras: [HTTPHeaders.Field?] = [nil, HTTPHeaders.Field(name: "X-Request-ID", value: "abc")]
+        for head in heads {
+            guard let prepared = PreparedResponseHead(head) else { XCTFail("not preparable: \(head)"); continue }
+            for body in [b(""), b("hello")] {
+                for keepAlive in [true, false] {
+                    for headOnly in [true, false] {
+                        for extra in extras {
+                            var general: [UInt8] = [], fast: [UInt8] = []
+                            body.withUnsafeBytes { raw in
+                                HTTPResponseEncoder.encode(head, body: raw, keepAlive: keepAlive, headOnly: headOnly,
+                                                           date: date, extra: extra, into: &general)
+                                HTTPResponseEncoder.encode(prepared: prepared, body: raw, keepAlive: keepAlive, headOnly: headOnly,
+                                                           date: date, extra: extra, into: &fast)
+                            }
+                            XCTAssertEqual(String(decoding: fast, as: UTF8.self), String(decoding: general, as: UTF8.self),
+                                           "\(head.status) keepAlive=\(keepAlive) headOnly=\(headOnly) body=\(body.count)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testHeadsWithPerResponseFieldsAreNotPreparable() {
+        for name in ["Date", "content-length", "Transfer-Encoding", "CONNECTION"] {
+            XCTAssertNil(PreparedResponseHead(HTTPResponseHead(status: 200, headers: [name: "x"])), name)
+        }
+    }
+
     // MARK: HTTPDate
 
     func testHTTPDateKnownTimestamps() {

@@ -7,19 +7,7 @@ import COpenSSL
 /// Hostile or broken input: garbage ciphertext, mangled handshakes, unusable key files. Each must
 /// end in a `TLSError` that says what went wrong, never a crash, and must not poison the next
 /// connection on the same thread.
-final class TLSBadInputTests: XCTestCase {
-    private var directory: TLSTemporaryDirectory!
-    private var certificate = ""
-    private var key = ""
-
-    override func setUpWithError() throws {
-        directory = try TLSTemporaryDirectory()
-        (certificate, key) = try directory.makeSelfSignedCertificate()
-    }
-
-    override func tearDown() {
-        directory = nil
-    }
+final class TLSBadInputTests: TLSCertificateTestCase {
 
     private func serverContext() throws -> TLSContext {
         try TLSContext.server(certificateChainFile: certificate, privateKeyFile: key)

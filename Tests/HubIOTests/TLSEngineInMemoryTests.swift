@@ -4,19 +4,7 @@ import HubIO
 
 /// Server and client engines talking to each other through memory only: handshake, ALPN, data in
 /// both directions at awkward split sizes, buffering before the handshake, and close_notify.
-final class TLSEngineInMemoryTests: XCTestCase {
-    private var directory: TLSTemporaryDirectory!
-    private var certificate = ""
-    private var key = ""
-
-    override func setUpWithError() throws {
-        directory = try TLSTemporaryDirectory()
-        (certificate, key) = try directory.makeSelfSignedCertificate()
-    }
-
-    override func tearDown() {
-        directory = nil
-    }
+final class TLSEngineInMemoryTests: TLSCertificateTestCase {
 
     private func makePair(verify: Bool = false, serverName: String? = "localhost", alpn: [String] = ["http/1.1"]) throws -> TLSEnginePair {
         let server = try TLSContext.server(certificateChainFile: certificate, privateKeyFile: key)

@@ -5,19 +5,7 @@ import HubIO
 /// Cross-checks against independent TLS stacks over a real loopback socket: the `openssl s_client`
 /// CLI and Python's `ssl` module as clients of an engine-driven server, and a Python server for
 /// the engine as client. Both peers verify the other's view (ALPN, version, payload).
-final class TLSInteropTests: XCTestCase {
-    private var directory: TLSTemporaryDirectory!
-    private var certificate = ""
-    private var key = ""
-
-    override func setUpWithError() throws {
-        directory = try TLSTemporaryDirectory()
-        (certificate, key) = try directory.makeSelfSignedCertificate()
-    }
-
-    override func tearDown() {
-        directory = nil
-    }
+final class TLSInteropTests: TLSCertificateTestCase {
 
     /// A Python TLS client: connects, sends "ping", reads to EOF and prints the reply with the
     /// negotiated ALPN and version; exits 3 on an SSL error. `mode` picks the protocol range.

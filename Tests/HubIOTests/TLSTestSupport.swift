@@ -220,3 +220,19 @@ final class TLSLockedList: @unchecked Sendable {
         return storage
     }
 }
+
+/// Base for TLS tests that need a fresh self-signed certificate and key per test.
+class TLSCertificateTestCase: XCTestCase {
+    var directory: TLSTemporaryDirectory!
+    var certificate = ""
+    var key = ""
+
+    override func setUpWithError() throws {
+        directory = try TLSTemporaryDirectory()
+        (certificate, key) = try directory.makeSelfSignedCertificate()
+    }
+
+    override func tearDown() {
+        directory = nil
+    }
+}

@@ -4,7 +4,9 @@
 // parser's internals are in scope without @testable. Beyond "does not crash", the target
 // checks two properties and traps when one fails, which libFuzzer records as a crash:
 //   1. termination: draining `next()` ends within (input length + 2) calls;
-//   2. split invariance: feeding the input whole and in two pieces gives identical results.
+//   2. split invariance: feeding the input whole and in two pieces gives identical results;
+//   3. the response encoder never lets a CR/LF from a header value split the head, and a
+//      PreparedResponseHead writes the same bytes as the general encoder.
 // Those are the properties the unit tests check on samples; the fuzzer checks them on
 // whatever input reaches new coverage.
 
@@ -54,8 +56,18 @@ private func respond(to outcome: Outcome) {
         var headers = HTTPHeaders()
         for (name, value) in request.headers { headers.add(name: name, value: value) }
         let head = HTTPResponseHead(status: 200 + request.body.count % 400, headers: headers)
+        let start = out.count
         HTTPResponseEncoder.encode(head, body: request.body, keepAlive: request.keepAlive,
                                    headOnly: request.method == .head, date: date, into: &out)
+        // Differential check: a prepared head must produce exactly what `encode` produced.
+        if let prepared = PreparedResponseHead(head) {
+            var fast: [UInt8] = []
+            request.body.withUnsafeBytes {
+                HTTPResponseEncoder.encode(prepared: prepared, body: $0, keepAlive: request.keepAlive,
+                                           headOnly: request.method == .head, date: date, into: &fast)
+            }
+            if fast[...] != out[start...] { fatalError("prepared head differs from encode") }
+        }
     }
     if case .error(let error) = outcome.end {
         if !HTTPParseError.catalogue.contains(where: { $0.code == error.code && $0.status == error.status }) {

@@ -56,3 +56,9 @@ uint64_t hub_SSL_OP_CIPHER_SERVER_PREFERENCE(void);
 /// SSL_CTX_set_mode(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER): lets a would-block SSL_write be retried
 /// from a different (e.g. reallocated) buffer holding the same bytes.
 long hub_ssl_ctx_set_accept_moving_write_buffer(SSL_CTX *ctx);
+
+// zlib: deflateInit2/inflateInit2 are macros (they pass ZLIB_VERSION and sizeof(z_stream)),
+// so Swift cannot call them. `strm` is a `z_stream *`; it is typed `void *` so that this header
+// does not need <zlib.h> (shims.c includes it). Return values are zlib's (Z_OK, ...).
+int hub_z_deflateInit2(void *strm, int level, int method, int windowBits, int memLevel, int strategy);
+int hub_z_inflateInit2(void *strm, int windowBits);

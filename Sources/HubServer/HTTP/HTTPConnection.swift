@@ -30,6 +30,9 @@ final class HTTPConnection: ChannelHandler {
     /// No more requests are read: an error response is on its way, or we are draining.
     private var closing = false
     private var draining = false
+    /// An upgrade request is in flight: bytes after it belong to the next protocol, so no
+    /// further request is parsed.
+    private var upgrading = false
 
     init(channel: Channel, app: HTTPApplication, context: LoopContext) {
         self.channel = channel
@@ -41,17 +44,17 @@ final class HTTPConnection: ChannelHandler {
 
     // MARK: input
 
-    func channelRead(_ channel: Channel, _ bytes: UnsafeRawBufferPointer) {
+    func channelRead(_ channel: Channel, _ bytes: UnsafeMutableRawBufferPointer) {
         guard !closing else { return }
         lastActivity = channel.loop.now
         if partialSince == nil { partialSince = lastActivity }
-        parser.append(bytes)
+        parser.append(UnsafeRawBufferPointer(bytes))
         processBuffered()
     }
 
     /// Takes complete requests from the parser while the pipeline has room.
     private func processBuffered() {
-        while !closing && !draining {
+        while !closing && !draining && !upgrading {
             if pending.count >= app.config.maxPipelinedRequests {
                 channel.pauseReading()
                 return
@@ -59,6 +62,7 @@ final class HTTPConnection: ChannelHandler {
             switch parser.next() {
             case .request(let request):
                 partialSince = parser.hasPartialRequest ? channel.loop.now : nil
+                if request.isUpgrade { upgrading = true; partialSince = nil }
                 dispatch(request)
             case .needMoreData:
                 if !parser.hasPartialRequest { partialSince = nil }
@@ -161,6 +165,10 @@ final class HTTPConnection: ChannelHandler {
                 mustClose = true
                 break
             }
+            if response.status == 101, let upgrade = response.upgrade {
+                switchProtocols(upgrade)
+                return
+            }
         }
         if mustClose {
             closing = true
@@ -169,10 +177,30 @@ final class HTTPConnection: ChannelHandler {
             channel.close(.afterFlush)
             return
         }
+        if upgrading && pending.isEmpty {
+            // The upgrade was refused: carry on with HTTP.
+            upgrading = false
+        }
         if pending.count < app.config.maxPipelinedRequests {
             channel.resumeReading()
             processBuffered()
         }
+    }
+
+    /// The 101 is queued: from here on the channel speaks the new protocol.
+    private func switchProtocols(_ upgrade: ProtocolUpgrade) {
+        app.requestsInFlight.add(-pending.count, shard: channel.loop.index)
+        pending.removeAll()
+        closing = true
+        let leftover = parser.takeBufferedBytes()
+        let handler = upgrade.makeHandler(channel)
+        channel.handler = handler
+        handler.channelActive(channel)
+        if !leftover.isEmpty {
+            var bytes = leftover
+            bytes.withUnsafeMutableBytes { handler.channelRead(channel, $0) }
+        }
+        channel.resumeReading()
     }
 
     private func logAccess(_ p: RequestContext, status: Int, bytes: Int, nanoseconds: Int) {

@@ -12,6 +12,8 @@ public struct Response {
     private(set) var prepared: PreparedResponseHead?
     /// Close the connection after this response even if the client wants keep-alive.
     public var closeConnection = false
+    /// For `101 Switching Protocols`: what takes the connection over once the response is out.
+    public var upgrade: ProtocolUpgrade?
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status
@@ -42,6 +44,17 @@ public struct Response {
         var r = Response(status: problem.status, body: problem.jsonBytes())
         r.headers.add(name: "Content-Type", value: "application/problem+json")
         return r
+    }
+}
+
+/// Hands a connection to another protocol after a 101 response (WebSocket).
+public struct ProtocolUpgrade {
+    /// Makes the new handler for the channel; `leftover` holds bytes the client sent after
+    /// the upgrade request (its first frames), to be fed to the new handler.
+    public var makeHandler: (_ channel: Channel) -> ChannelHandler
+
+    public init(makeHandler: @escaping (_ channel: Channel) -> ChannelHandler) {
+        self.makeHandler = makeHandler
     }
 }
 
