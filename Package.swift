@@ -21,6 +21,7 @@ let package = Package(
     products: [
         .executable(name: "devicehub", targets: ["devicehub"]),
         .executable(name: "ws-echo", targets: ["ws-echo"]),
+        .executable(name: "hubctl", targets: ["hubctl"]),
         .library(name: "DeviceHub", targets: ["HubServer"]),
     ],
     dependencies: [
@@ -53,6 +54,13 @@ let package = Package(
         .target(name: "HubRedis", dependencies: [
             "CHiredis", "COpenSSL", "HubIO", "HubTelemetry", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath),
+        // Stores: PostgreSQL client (libpq non-blocking on our loops), SQLite, migrations.
+        .target(name: "HubPostgres", dependencies: [
+            "CLibPQ", "HubIO", "HubTelemetry", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: hotPath),
+        .target(name: "HubSQLite", dependencies: ["CSQLite"]),
+        .target(name: "HubMigrations", dependencies: ["HubPostgres", "HubSQLite"], plugins: ["MigrationsPlugin"]),
+        .plugin(name: "MigrationsPlugin", capability: .buildTool(), path: "Plugins/MigrationsPlugin"),
         // Endpoints, configuration, connection shell, lifecycle.
         .target(name: "HubServer", dependencies: [
             "HubIO", "HubHTTP", "HubTelemetry", "HubWebSocket", "HubWebSocketIO",
@@ -70,7 +78,15 @@ let package = Package(
 
         .executableTarget(name: "redis-bench", dependencies: ["HubRedis", "HubIO"], path: "tools/redis-bench", swiftSettings: hotPath),
 
+        .executableTarget(name: "hubctl", dependencies: [
+            "HubMigrations", "HubPostgres", "HubSQLite", "HubIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "tools/hubctl"),
+        .executableTarget(name: "pg-bench", dependencies: ["HubPostgres", "HubIO", "HubTelemetry"], path: "tools/pg-bench"),
+
         .testTarget(name: "HubWebSocketTests", dependencies: ["HubWebSocket"]),
+        .testTarget(name: "HubPostgresTests", dependencies: ["HubPostgres", "HubMigrations", "HubIO", "HubTelemetry"]),
+        .testTarget(name: "HubSQLiteTests", dependencies: ["HubSQLite", "HubMigrations"]),
         .testTarget(name: "HubRedisTests", dependencies: ["HubRedis", "HubIO", "HubTelemetry"]),
         .testTarget(name: "HubHTTPTests", dependencies: ["HubHTTP"]),
         .testTarget(name: "HubIOTests", dependencies: ["HubIO"]),
