@@ -64,6 +64,7 @@ let package = Package(
         // Endpoints, configuration, connection shell, lifecycle.
         .target(name: "HubServer", dependencies: [
             "HubIO", "HubHTTP", "HubTelemetry", "HubWebSocket", "HubWebSocketIO",
+            "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath, plugins: ["BuildInfoPlugin"]),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),

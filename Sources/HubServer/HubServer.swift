@@ -21,6 +21,7 @@ public final class HubServer: @unchecked Sendable {
     private let group: EventLoopGroup
     private var listeners: [Listener] = []
     private let started = Atomic<Bool>(false)
+    let stores: DataStores
     /// The bound ports, known after `start()`.
     public private(set) var httpPort = 0
     public private(set) var httpsPort: Int?
@@ -33,6 +34,7 @@ public final class HubServer: @unchecked Sendable {
         group = try EventLoopGroup(count: config.loops, pinCPUs: config.pinCPUs, registry: registry)
         application = HTTPApplication(config: config, registry: registry, logger: logger, accessLogger: accessLogger ?? logger)
         application.prepareLoops(group.loops)
+        stores = DataStores(logger: logger)
         OperationsEndpoints.install(on: application, readiness: readiness)
         OperationsEndpoints.installProcessCollector(on: registry)
     }
@@ -48,6 +50,7 @@ public final class HubServer: @unchecked Sendable {
         let tls = try config.tlsEnabled ? TLSContext.server(certificateChainFile: config.tlsCertificateFile!, privateKeyFile: config.tlsPrivateKeyFile!) : nil
         group.start()
         do {
+            try stores.start(config: config, loops: group.loops, server: self)
             httpPort = try bind(port: config.port, tls: nil)
             if let tls { httpsPort = try bind(port: config.tlsPort, tls: tls) }
         } catch {

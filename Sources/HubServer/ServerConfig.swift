@@ -48,6 +48,15 @@ public struct ServerConfig: Sendable {
     /// Time to finish in-flight requests after SIGTERM before exiting anyway.
     public var shutdownGracePeriod: Double = 10
 
+    /// `redis://[user:pass@]host:port/db`. With `postgresURL`, the hub keeps hot state in Redis;
+    /// without both, it runs on the embedded store. Use an IP address: hiredis 0.14 resolves
+    /// names with a blocking call.
+    public var redisURL: String?
+    /// `postgres://user:pass@host:port/db`: durable records; pending migrations apply at start.
+    public var postgresURL: String?
+    /// Where the embedded store keeps its SQLite file (used when no URLs are configured).
+    public var dataDirectory = "./devicehub-data"
+
     /// Log level: trace, debug, info, notice, warning, error, critical.
     public var logLevel: Logger.Level = .info
     /// One JSON line per request (method, path, status, bytes, duration, request id).
@@ -82,6 +91,9 @@ public struct ServerConfig: Sendable {
                           ("--keep-alive-timeout", keepAliveTimeout), ("--write-timeout", writeTimeout)] {
             try check(v > 0 && v <= 86_400, "\(name) must be in (0, 86400] seconds, got \(v)")
         }
+        try check((redisURL == nil) == (postgresURL == nil), "--redis-url and --postgres-url must be given together (or neither, for the embedded store)")
+        if let redisURL { try check(redisURL.hasPrefix("redis://"), "--redis-url must start with redis://") }
+        if let postgresURL { try check(postgresURL.hasPrefix("postgres://") || postgresURL.hasPrefix("postgresql://"), "--postgres-url must start with postgres://") }
         try check(shutdownGracePeriod >= 0 && shutdownGracePeriod <= 3600, "--shutdown-grace-period must be 0...3600 seconds")
         if tlsEnabled {
             guard let cert = tlsCertificateFile, let key = tlsPrivateKeyFile else {

@@ -54,6 +54,12 @@ struct DevicehubCommand: ParsableCommand {
     var writeTimeout = ServerConfig().writeTimeout
     @Option(help: "Seconds to finish in-flight requests after SIGTERM.")
     var shutdownGracePeriod = ServerConfig().shutdownGracePeriod
+    @Option(help: "Redis URL (redis://[user:pass@]host:port/db); with --postgres-url, instead of the embedded store.")
+    var redisUrl: String?
+    @Option(help: "PostgreSQL URL (postgres://user:pass@host:port/db); pending migrations apply at start.")
+    var postgresUrl: String?
+    @Option(help: "Directory of the embedded store's SQLite file (when no URLs are given).")
+    var dataDir = ServerConfig().dataDirectory
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
     @Flag(inversion: .prefixedNo, help: "Write one JSON access log line per request.")
@@ -86,6 +92,9 @@ struct DevicehubCommand: ParsableCommand {
         c.keepAliveTimeout = keepAliveTimeout
         c.writeTimeout = writeTimeout
         c.shutdownGracePeriod = shutdownGracePeriod
+        c.redisURL = redisUrl
+        c.postgresURL = postgresUrl
+        c.dataDirectory = dataDir
         c.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         c.accessLog = accessLog
         return c

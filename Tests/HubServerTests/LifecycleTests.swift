@@ -146,3 +146,65 @@ final class LifecycleTests: XCTestCase {
         return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }
+
+/// The hub with Redis and PostgreSQL configured but down: it starts, says 503, and recovers.
+final class DependencyReadinessTests: XCTestCase {
+    private func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    func testHubStartsWithDependenciesDownAndReportsThemUntilTheyReturn() throws {
+        let redisPort = freePort(), pgPort = freePort()
+        let hub = try HubProcess(arguments: ["--host", "127.0.0.1", "--port", "0", "--loops", "1",
+                                             "--redis-url", "redis://127.0.0.1:\(redisPort)/0",
+                                             "--postgres-url", "postgres://postgres@127.0.0.1:\(pgPort)/postgres?sslmode=disable&connect_timeout=1"])
+        let port = try hub.waitUntilListening()
+        let c = try TestClient(port: port)
+        let down = try c.request("GET", "/readyz")
+        XCTAssertEqual(down.status, 503)
+        let checks = down.json?["checks"] as? [String: String]
+        XCTAssertEqual(checks?["redis"], "down")
+        XCTAssertEqual(checks?["postgres"], "down")
+        // Requests that need no dependency are still served.
+        XCTAssertEqual(try c.request("GET", "/healthz").status, 200)
+
+        // Redis comes up: the hub connects by itself.
+        let redis = Process()
+        redis.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
+        redis.arguments = ["--port", "\(redisPort)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        redis.standardOutput = FileHandle.nullDevice
+        try redis.run()
+        defer { redis.terminate(); redis.waitUntilExit() }
+        let deadline = Date().addingTimeInterval(10)
+        var redisState: String?
+        while Date() < deadline {
+            redisState = (try c.request("GET", "/readyz").json?["checks"] as? [String: String])?["redis"]
+            if redisState == "up" { break }
+            usleep(100_000)
+        }
+        XCTAssertEqual(redisState, "up", "the hub must reconnect to Redis by itself")
+        XCTAssertEqual(try c.request("GET", "/readyz").status, 503, "still 503 while PostgreSQL is down")
+        hub.signal(SIGTERM)
+        XCTAssertEqual(hub.waitForExit(timeout: 10), 0, hub.log)
+    }
+
+    func testEmbeddedStoreIsTheDefaultAndKeepsItsFile() throws {
+        let dir = NSTemporaryDirectory() + "devicehub-embedded-\(UUID().uuidString)"
+        let hub = try HubProcess(arguments: ["--host", "127.0.0.1", "--port", "0", "--loops", "1", "--data-dir", dir])
+        let port = try hub.waitUntilListening()
+        let ready = try TestClient(port: port).request("GET", "/readyz")
+        XCTAssertEqual(ready.status, 200)
+        XCTAssertEqual((ready.json?["checks"] as? [String: String])?["embedded_store"], "up")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/devicehub.sqlite"))
+        hub.signal(SIGTERM)
+        XCTAssertEqual(hub.waitForExit(timeout: 10), 0)
+    }
+}

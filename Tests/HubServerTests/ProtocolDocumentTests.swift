@@ -1,5 +1,6 @@
 import Foundation
 import HubHTTP
+import HubWebSocket
 import XCTest
 
 /// The written contract in protocol/ must keep up with the code.
@@ -16,5 +17,12 @@ final class ProtocolDocumentTests: XCTestCase {
             XCTAssertTrue(doc.contains("| `\(code)` | \(status) |"), "protocol/errors.md lacks `\(code)` with status \(status)")
         }
         XCTAssertTrue(doc.contains("| `request_timeout` | 408 |"))
+    }
+
+    func testEveryHandshakeRejectionCodeIsDocumented() throws {
+        let doc = try read("protocol/errors.md")
+        for (code, status) in HandshakeRejection.catalogue {
+            XCTAssertTrue(doc.contains("| `\(code)` | \(status) |"), "protocol/errors.md lacks `\(code)` with status \(status)")
+        }
     }
 }

@@ -9,6 +9,7 @@ func startTestServer(_ configure: (inout ServerConfig) -> Void = { _ in }, route
     config.host = "127.0.0.1"
     config.port = 0
     config.loops = 2
+    config.dataDirectory = NSTemporaryDirectory() + "devicehub-test-\(UUID().uuidString)"
     configure(&config)
     let sink = LogSink.capturing()
     let logger = Logger(label: "test") { label in JSONLogHandler(label: label, level: .debug, sink: sink) }
@@ -47,6 +48,7 @@ final class HubProcess {
             process.arguments = arguments
         }
         var env = ProcessInfo.processInfo.environment
+        env["DEVICEHUB_DATA_DIR"] = NSTemporaryDirectory() + "devicehub-test-\(UUID().uuidString)"
         for (k, v) in environment { env[k] = v }
         process.environment = env
         process.standardError = stderrPipe

@@ -1,0 +1,122 @@
+import Foundation
+import HubIO
+import HubMigrations
+import HubPostgres
+import HubRedis
+import HubSQLite
+import Logging
+
+/// The hub's data layer as configured: Redis + PostgreSQL when both URLs are given, otherwise
+/// the embedded store (durable records in SQLite under `--data-dir`, hot state in process).
+///
+/// Nothing here blocks start-up on a dependency: clients connect (and reconnect) by
+/// themselves, PostgreSQL migrations are retried in the background until they apply, and
+/// `/readyz` reports each dependency's state through a `ReadinessCheck`.
+final class DataStores: @unchecked Sendable {
+    private(set) var redis: RedisClient?
+    private(set) var postgres: PostgresPool?
+    private(set) var sqlite: SQLiteDatabase?
+    private let logger: Logger
+    private let migrated = MigrationState()
+
+    init(logger: Logger) { self.logger = logger }
+
+    func start(config: ServerConfig, loops: [EventLoop], server: HubServer) throws {
+        if let url = config.redisURL, let pgURL = config.postgresURL {
+            let redisConfig: RedisConfiguration
+            do { redisConfig = try RedisConfiguration(url: url) } catch { throw ConfigError(message: "--redis-url: \(error)") }
+            let client = RedisClient(configuration: redisConfig, loop: loops[0], registry: server.registry)
+            client.start()
+            redis = client
+            server.readiness.add(Check(name: "redis") { client.isConnected })
+
+            let pool = PostgresPool(configuration: PostgresPoolConfiguration(url: pgURL), loops: loops, metrics: server.registry)
+            postgres = pool
+            let state = migrated
+            server.readiness.add(Check(name: "postgres") { pool.isHealthy && state.done })
+            migratePostgres(url: pgURL, loop: loops[0])
+        } else {
+            let dir = config.dataDirectory
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let path = (dir as NSString).appendingPathComponent("devicehub.sqlite")
+            let state = migrated
+            let log = logger
+            // Opening and migrating SQLite is local and quick; wait for it so that the hub never
+            // serves on a half-made schema.
+            let done = DispatchSemaphore(value: 0)
+            let box = ResultBox()
+            Task {
+                do {
+                    let db = try await SQLiteDatabase.open(path: path)
+                    let applied = try await MigrationRunner(migrations: try Migration.sqlite, driver: SQLiteMigrationDriver(database: db)).migrate()
+                    log.info("embedded store ready", metadata: ["path": .string(path), "migrations_applied": .stringConvertible(applied.count)])
+                    box.database = db
+                    state.done = true
+                } catch {
+                    box.error = error
+                }
+                done.signal()
+            }
+            done.wait()
+            if let error = box.error { throw ConfigError(message: "--data-dir: cannot open \(path): \(error)") }
+            sqlite = box.database
+            server.readiness.add(Check(name: "embedded_store") { state.done })
+        }
+    }
+
+    /// Applies pending migrations, retrying every few seconds while PostgreSQL is unreachable.
+    private func migratePostgres(url: String, loop: EventLoop) {
+        let state = migrated
+        let log = logger
+        Task {
+            var attempt = 0
+            while !state.done {
+                attempt += 1
+                do {
+                    let connection = try await PostgresConnection.connect(to: PostgresConfiguration(url: url), on: loop)
+                    defer { Task { await connection.close() } }
+                    let applied = try await MigrationRunner(migrations: try Migration.postgres, driver: PostgresMigrationDriver(connection: connection)).migrate()
+                    log.info("postgres migrations applied", metadata: ["applied": .stringConvertible(applied.count)])
+                    state.done = true
+                } catch {
+                    if attempt == 1 || attempt % 10 == 0 {
+                        log.warning("postgres migrations pending; retrying", metadata: ["error": .string("\(error)"), "attempt": .stringConvertible(attempt)])
+                    }
+                    try? await Task.sleep(for: .seconds(2))
+                }
+            }
+        }
+    }
+
+    func shutdown() async {
+        redis?.close()
+        await postgres?.shutdown()
+        await sqlite?.close()
+    }
+
+    private final class ResultBox: @unchecked Sendable {
+        var database: SQLiteDatabase?
+        var error: Error?
+    }
+}
+
+/// Set once migrations have been applied (read by readiness checks from any thread).
+final class MigrationState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var done: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return value }
+        set { lock.lock(); value = newValue; lock.unlock() }
+    }
+}
+
+/// A readiness check from a closure.
+final class Check: ReadinessCheck, @unchecked Sendable {
+    let name: String
+    private let probe: () -> Bool
+    init(name: String, _ probe: @escaping () -> Bool) {
+        self.name = name
+        self.probe = probe
+    }
+    func isReady() -> Bool { probe() }
+}
