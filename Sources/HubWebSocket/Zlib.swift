@@ -38,22 +38,11 @@ final class ZlibDeflater {
     init(windowBits: Int, level: Int, memLevel: Int) throws {
         precondition((8...15).contains(windowBits) && (0...9).contains(level) && (1...9).contains(memLevel))
         effectiveWindowBits = max(windowBits, 9)
-        stream = .allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        let rc = hub_z_deflateInit2(stream, Int32(level), Z_DEFLATED, -Int32(effectiveWindowBits), Int32(memLevel),
-                                    Z_DEFAULT_STRATEGY)
-        guard rc == Z_OK else {
-            stream.deinitialize(count: 1)
-            stream.deallocate()
-            throw ZlibError.initializationFailed(rc)
-        }
+        let bits = effectiveWindowBits
+        stream = try makeZStream { hub_z_deflateInit2($0, Int32(level), Z_DEFLATED, -Int32(bits), Int32(memLevel), Z_DEFAULT_STRATEGY) }
     }
 
-    deinit {
-        deflateEnd(stream)
-        stream.deinitialize(count: 1)
-        stream.deallocate()
-    }
+    deinit { freeZStream(stream, end: deflateEnd) }
 
     /// Forgets the sliding window (no context takeover) without freeing the allocation.
     func reset() { deflateReset(stream) }
@@ -126,21 +115,10 @@ final class ZlibInflater {
     ///   raised to 9.
     init(windowBits: Int) throws {
         precondition((8...15).contains(windowBits))
-        stream = .allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        let rc = hub_z_inflateInit2(stream, -Int32(max(windowBits, 9)))
-        guard rc == Z_OK else {
-            stream.deinitialize(count: 1)
-            stream.deallocate()
-            throw ZlibError.initializationFailed(rc)
-        }
+        stream = try makeZStream { hub_z_inflateInit2($0, -Int32(max(windowBits, 9))) }
     }
 
-    deinit {
-        inflateEnd(stream)
-        stream.deinitialize(count: 1)
-        stream.deallocate()
-    }
+    deinit { freeZStream(stream, end: inflateEnd) }
 
     /// Starts a new DEFLATE stream (after BFINAL, or without context takeover).
     func reset() { inflateReset(stream) }
@@ -197,4 +175,24 @@ final class ZlibInflater {
             }
         }
     }
+}
+
+/// Allocates a `z_stream` and runs zlib's initialiser on it; frees it again if that fails.
+private func makeZStream(_ initialize: (UnsafeMutablePointer<z_stream>) -> Int32) throws -> UnsafeMutablePointer<z_stream> {
+    let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+    stream.initialize(to: z_stream())
+    let rc = initialize(stream)
+    guard rc == Z_OK else {
+        stream.deinitialize(count: 1)
+        stream.deallocate()
+        throw ZlibError.initializationFailed(rc)
+    }
+    return stream
+}
+
+/// Ends a stream with zlib's matching `*End` and frees it.
+private func freeZStream(_ stream: UnsafeMutablePointer<z_stream>, end: (UnsafeMutablePointer<z_stream>?) -> Int32) {
+    _ = end(stream)
+    stream.deinitialize(count: 1)
+    stream.deallocate()
 }
