@@ -77,6 +77,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
             path: "tools/ws-echo", swiftSettings: hotPath),
 
+        .executableTarget(name: "ws-load", dependencies: ["HubIO", "HubWebSocket", "HubWebSocketIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/ws-load", swiftSettings: hotPath),
         .executableTarget(name: "redis-bench", dependencies: ["HubRedis", "HubIO"], path: "tools/redis-bench", swiftSettings: hotPath),
 
         .executableTarget(name: "hubctl", dependencies: [

@@ -78,30 +78,38 @@ public final class WebSocketConnection: ChannelHandler {
     @discardableResult
     public func send(_ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) -> SendResult {
         guard isOpen else { return .dropped }
+        if overHardLimit() { return .dropped }
         channel.withOutput { writer.writeMessage(opcode, payload: payload, into: &$0) }
-        return checkLimits()
+        return softLimitState()
     }
 
     /// Queues a frame encoded once for many connections (`WebSocketWriter.encodeShared`).
     @discardableResult
     public func send(shared frame: SharedBytes) -> SendResult {
         guard isOpen else { return .dropped }
+        if overHardLimit() { return .dropped }
         channel.write(shared: frame)
-        return checkLimits()
+        return softLimitState()
     }
 
-    private func checkLimits() -> SendResult {
-        let queued = channel.outboundBytes
-        if queued > settings.sendHardLimit {
+    /// The hard limit judges the backlog *before* a message: one message larger than the
+    /// limit still goes out (the message size limit bounds it), but a peer that has not read
+    /// what was already queued is closed. Queued memory is bounded by limit + one message.
+    private func overHardLimit() -> Bool {
+        if channel.outboundBytes > settings.sendHardLimit {
             // The peer is not reading: a close frame would sit behind the same backlog.
             state = .closed
             let d = delegate
             delegate = nil
             channel.close(.immediately)
             d?.webSocketClosed(self, code: .slowConsumer, reason: "slow consumer")
-            return .dropped
+            return true
         }
-        if queued > settings.sendSoftLimit {
+        return false
+    }
+
+    private func softLimitState() -> SendResult {
+        if channel.outboundBytes > settings.sendSoftLimit {
             overSoftLimit = true
             return .backpressure
         }

@@ -16,8 +16,9 @@ public struct WebSocketSettings: Sendable {
     /// Queued output above this makes `send` report `.backpressure` (the caller should slow
     /// down or drop optional messages).
     public var sendSoftLimit = 256 * 1024
-    /// Queued output above this closes the connection with 4008 (slow consumer): a subscriber
-    /// that cannot keep up must not grow the server's memory without bound.
+    /// Queued output above this when another message is sent closes the connection with 4008
+    /// (slow consumer): a subscriber that cannot keep up must not grow the server's memory
+    /// without bound. Judged before each message, so a single large message still goes out.
     public var sendHardLimit = 4 * 1024 * 1024
     /// Messages smaller than this are sent uncompressed even when deflate was negotiated:
     /// deflate's framing overhead outweighs the savings on tiny payloads.
