@@ -332,6 +332,7 @@ public final class Channel: EventHandler {
 
     func tick(now: UInt64) {
         guard state != .closed else { return }
+        outbound.releaseCapacityIfEmpty()
         handler.channelTick(self, now: now)
     }
 }

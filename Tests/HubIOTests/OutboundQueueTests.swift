@@ -88,3 +88,19 @@ final class OutboundQueueTests: XCTestCase {
         XCTAssertEqual(drain(&q, budget: 1_000_000), expected)
     }
 }
+
+final class OutboundQueueCapacityTests: XCTestCase {
+    func testReleasingCapacityOnlyWhenEmpty() {
+        var q = OutboundQueue()
+        q.append(Array(repeating: 1, count: 300))
+        q.releaseCapacityIfEmpty()
+        XCTAssertEqual(q.count, 300, "queued bytes are never dropped")
+        _ = q.flush { iov in iov.reduce(0) { $0 + $1.iov_len } }
+        XCTAssertTrue(q.isEmpty)
+        XCTAssertGreaterThan(q.tail.capacity, 0, "capacity is kept after a flush, for the next response")
+        q.releaseCapacityIfEmpty()
+        XCTAssertEqual(q.tail.capacity, 0, "an idle connection holds no output buffer")
+        q.append(Array("again".utf8))
+        XCTAssertEqual(q.count, 5)
+    }
+}
