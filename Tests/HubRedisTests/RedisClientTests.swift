@@ -5,41 +5,7 @@ import HubTelemetry
 @testable import HubRedis
 
 /// Round trips against a real Redis, cross-checked with `redis-cli`.
-final class RedisClientTests: XCTestCase {
-    nonisolated(unsafe) static var server: RedisTestServer?
-    nonisolated(unsafe) static var setupError: Error?
-
-    override class func setUp() {
-        super.setUp()
-        do { server = try RedisTestServer.startShared() } catch { setupError = error }
-    }
-
-    override class func tearDown() {
-        server?.stop()
-        server = nil
-        super.tearDown()
-    }
-
-    private var testLoop: TestLoop!
-    private var client: RedisClient!
-    private var server: RedisTestServer!
-
-    /// Every test starts here. Not `setUp`: an error thrown there is also logged by XCTest as a
-    /// skip, and a missing Redis must read as the failure it is.
-    private func start() async throws {
-        if let error = Self.setupError { throw error }
-        server = try XCTUnwrap(Self.server)
-        testLoop = try TestLoop()
-        client = try await RedisClient.connected(to: server, loop: testLoop.loop)
-    }
-
-    override func tearDown() async throws {
-        client?.close()
-        testLoop?.stop()
-    }
-
-    /// A key no other test (or earlier run against an external server) uses.
-    private func key(_ name: String) -> String { "hubredis-test:\(name):\(UUID().uuidString)" }
+final class RedisClientTests: RedisSharedServerTestCase {
 
     func testValuesWithNulBytesRoundTrip() async throws {
         try await start()

@@ -4,40 +4,7 @@ import HubIO
 @testable import HubRedis
 
 /// Lua scripts (EVALSHA with the NOSCRIPT fallback) and pub/sub against a real Redis.
-final class RedisScriptAndPubSubTests: XCTestCase {
-    nonisolated(unsafe) static var server: RedisTestServer?
-    nonisolated(unsafe) static var setupError: Error?
-
-    override class func setUp() {
-        super.setUp()
-        do { server = try RedisTestServer.startShared() } catch { setupError = error }
-    }
-
-    override class func tearDown() {
-        server?.stop()
-        server = nil
-        super.tearDown()
-    }
-
-    private var testLoop: TestLoop!
-    private var client: RedisClient!
-    private var server: RedisTestServer!
-
-    /// Every test starts here. Not `setUp`: an error thrown there is also logged by XCTest as a
-    /// skip, and a missing Redis must read as the failure it is.
-    private func start() async throws {
-        if let error = Self.setupError { throw error }
-        server = try XCTUnwrap(Self.server)
-        testLoop = try TestLoop()
-        client = try await RedisClient.connected(to: server, loop: testLoop.loop)
-    }
-
-    override func tearDown() async throws {
-        client?.close()
-        testLoop?.stop()
-    }
-
-    private func key(_ name: String) -> String { "hubredis-test:\(name):\(UUID().uuidString)" }
+final class RedisScriptAndPubSubTests: RedisSharedServerTestCase {
 
     // MARK: scripts
 
