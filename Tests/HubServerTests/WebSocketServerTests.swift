@@ -70,9 +70,10 @@ final class WebSocketServerTests: XCTestCase {
         }
     }
 
-    func testOurClientAgainstPythonWebsocketsServer() throws {
-        for deflate in [false, true] {
-            let (peer, port) = try PythonPeer.start("ws_server_echo.py", deflate ? ["--deflate"] : [])
+    func testOurClientAgainstPythonWebsocketsAndWsprotoServers() throws {
+        for (script, deflate) in [("ws_server_echo.py", false), ("ws_server_echo.py", true),
+                                  ("wsproto_server_echo.py", false), ("wsproto_server_echo.py", true)] {
+            let (peer, port) = try PythonPeer.start(script, deflate ? ["--deflate"] : [])
             defer { peer.terminate() }
             let group = try EventLoopGroup(count: 1, registry: nil)
             group.start()
@@ -109,7 +110,7 @@ final class WebSocketServerTests: XCTestCase {
             XCTAssertNil(box.error)
             XCTAssertEqual(collector.done.wait(timeout: .now() + 5), .success)
             XCTAssertEqual(collector.got, messages)
-            XCTAssertEqual(box.ws?.deflate != nil, deflate)
+            XCTAssertEqual(box.ws?.deflate != nil, deflate, script)
         }
     }
 
