@@ -61,10 +61,16 @@ let package = Package(
         .target(name: "HubSQLite", dependencies: ["CSQLite"]),
         .target(name: "HubMigrations", dependencies: ["HubPostgres", "HubSQLite"], plugins: ["MigrationsPlugin"]),
         .plugin(name: "MigrationsPlugin", capability: .buildTool(), path: "Plugins/MigrationsPlugin"),
+        // The store interfaces the domain uses (key/value, counters, pub/sub, streams, lease
+        // queue, relational records) with their embedded and Redis/PostgreSQL implementations.
+        .target(name: "HubStore", dependencies: [
+            "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubIO", "HubTelemetry",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Endpoints, configuration, connection shell, lifecycle.
         .target(name: "HubServer", dependencies: [
             "HubIO", "HubHTTP", "HubTelemetry", "HubWebSocket", "HubWebSocketIO",
-            "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations",
+            "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubStore",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath, plugins: ["BuildInfoPlugin"]),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
@@ -87,10 +93,15 @@ let package = Package(
         ], path: "tools/hubctl"),
         .executableTarget(name: "pg-bench", dependencies: ["HubPostgres", "HubIO", "HubTelemetry"], path: "tools/pg-bench"),
 
+        // Real redis-server and PostgreSQL for the integration tests (not a test target itself,
+        // so that several test targets share it).
+        .target(name: "HubTestSupport", dependencies: ["HubRedis", "HubIO"], path: "Tests/HubTestSupport"),
         .testTarget(name: "HubWebSocketTests", dependencies: ["HubWebSocket"]),
-        .testTarget(name: "HubPostgresTests", dependencies: ["HubPostgres", "HubMigrations", "HubIO", "HubTelemetry"]),
+        // One conformance suite, run against the embedded store and against Redis + PostgreSQL.
+        .testTarget(name: "HubStoreTests", dependencies: ["HubStore", "HubTestSupport", "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubIO"]),
+        .testTarget(name: "HubPostgresTests", dependencies: ["HubPostgres", "HubMigrations", "HubIO", "HubTelemetry", "HubTestSupport"]),
         .testTarget(name: "HubSQLiteTests", dependencies: ["HubSQLite", "HubMigrations"]),
-        .testTarget(name: "HubRedisTests", dependencies: ["HubRedis", "HubIO", "HubTelemetry"]),
+        .testTarget(name: "HubRedisTests", dependencies: ["HubRedis", "HubIO", "HubTelemetry", "HubTestSupport"]),
         .testTarget(name: "HubHTTPTests", dependencies: ["HubHTTP"]),
         .testTarget(name: "HubIOTests", dependencies: ["HubIO"]),
         .testTarget(name: "HubTelemetryTests", dependencies: ["HubTelemetry", .product(name: "Logging", package: "swift-log")]),

@@ -2,6 +2,7 @@ import Foundation
 import HubIO
 @testable import HubMigrations
 import HubPostgres
+import HubTestSupport
 import XCTest
 
 /// The PostgreSQL migrations apply, a second run is a no-op, a changed applied file is refused,

@@ -1,6 +1,7 @@
 import Foundation
 import HubPostgres
 import HubTelemetry
+import HubTestSupport
 import XCTest
 
 /// The pool's limits and failure behaviour: exhaustion fails fast and typed, a dead server makes

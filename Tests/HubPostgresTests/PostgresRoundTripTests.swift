@@ -1,6 +1,7 @@
 import Foundation
 import HubIO
 import HubPostgres
+import HubTestSupport
 import XCTest
 
 /// Values go in as parameters and come back unchanged, whatever they contain; typed decoding;

@@ -2,6 +2,7 @@ import Foundation
 import HubIO
 import HubPostgres
 import HubTelemetry
+import HubTestSupport
 import XCTest
 
 /// Base of the PostgreSQL test classes: each class gets its own server (started in the class's

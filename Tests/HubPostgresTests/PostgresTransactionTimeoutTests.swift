@@ -1,5 +1,6 @@
 import Foundation
 import HubPostgres
+import HubTestSupport
 import XCTest
 
 /// Transactions commit or roll back as a unit; statements that run too long end as a typed

@@ -1,4 +1,5 @@
 import Foundation
+import HubTestSupport
 import XCTest
 import HubIO
 import HubTelemetry

@@ -1,5 +1,4 @@
 import Foundation
-import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,14 +11,15 @@ import Glibc
 /// runs through `runuser -u postgres`. If `DEVICEHUB_TEST_POSTGRES_URL` is set, that server is
 /// used instead and nothing is started (the fault tests, which must stop the server, then fail
 /// with a message saying so).
-final class PostgresTestServer {
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+public final class PostgresTestServer: @unchecked Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
     }
 
-    let url: String
-    let port: Int
-    let external: Bool
+    public let url: String
+    public let port: Int
+    public let external: Bool
     private let root: String?
     private let binDir: String?
 
@@ -33,7 +33,7 @@ final class PostgresTestServer {
 
     /// Starts a server (or adopts `DEVICEHUB_TEST_POSTGRES_URL`). Throws with a message that says
     /// what to install when the server binaries are missing: the tests fail, never skip.
-    static func start() throws -> PostgresTestServer {
+    public static func start() throws -> PostgresTestServer {
         if let url = ProcessInfo.processInfo.environment["DEVICEHUB_TEST_POSTGRES_URL"], !url.isEmpty {
             return PostgresTestServer(url: url, port: 0, external: true, root: nil, binDir: nil)
         }
@@ -57,20 +57,20 @@ final class PostgresTestServer {
     }
 
     /// `pg_ctl start` (also after `kill()`): same directory, same port.
-    func startServer() throws {
+    public func startServer() throws {
         guard let root else { throw Failure(description: "the test server is external (DEVICEHUB_TEST_POSTGRES_URL); it cannot be started or stopped by the tests") }
         _ = try runServerTool("pg_ctl", ["start", "-D", "\(root)/data", "-w", "-t", "30", "-l", "\(root)/server.log",
                                          "-o", "-p \(port) -k \(root) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"])
     }
 
     /// `pg_ctl stop -m immediate`: the server dies without a clean shutdown (like a crash).
-    func kill() throws {
+    public func kill() throws {
         guard let root else { throw Failure(description: "the test server is external (DEVICEHUB_TEST_POSTGRES_URL); it cannot be stopped by the tests") }
         _ = try runServerTool("pg_ctl", ["stop", "-D", "\(root)/data", "-m", "immediate", "-w"])
     }
 
     /// Stops the server and removes its directory.
-    func stop() {
+    public func stop() {
         guard let root else { return }
         _ = try? runServerTool("pg_ctl", ["stop", "-D", "\(root)/data", "-m", "fast", "-w"])
         try? FileManager.default.removeItem(atPath: root)
@@ -78,14 +78,14 @@ final class PostgresTestServer {
 
     /// Runs `psql -Atc sql` against the server: an independent client to check what our client
     /// wrote. Returns stdout without the final newline.
-    func psql(_ sql: String) throws -> String {
+    public func psql(_ sql: String) throws -> String {
         let tool = binDir.map { "\($0)/psql" } ?? which("psql") ?? "psql"
         let out = try Self.run(tool, ["-X", "-v", "ON_ERROR_STOP=1", "-Atc", sql, url])
         return out.hasSuffix("\n") ? String(out.dropLast()) : out
     }
 
     /// Path of a server tool (pgbench).
-    func tool(_ name: String) -> String {
+    public func tool(_ name: String) -> String {
         binDir.map { "\($0)/\(name)" } ?? which(name) ?? name
     }
 
@@ -104,7 +104,7 @@ final class PostgresTestServer {
     /// `waitUntilExit` can miss the exit of a child whose own child daemonizes (pg_ctl start
     /// under runuser) and hang the tests.
     @discardableResult
-    static func run(_ path: String, _ args: [String]) throws -> String {
+    public static func run(_ path: String, _ args: [String]) throws -> String {
         let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("devicehub-run-\(UUID().uuidString).out").path
         let errPath = outPath + ".err"
         defer {

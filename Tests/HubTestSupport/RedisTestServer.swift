@@ -1,32 +1,32 @@
 import Foundation
-import XCTest
 import HubIO
-@testable import HubRedis
+import HubRedis
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Why the Redis integration tests could not even start. They fail with this, never skip:
 /// CI must run them (`scripts/test` installs `redis-server` and `redis-tools`).
-struct RedisTestSetupError: Error, CustomStringConvertible {
-    let description: String
+public struct RedisTestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(description: String) { self.description = description }
 }
 
 /// A real `redis-server` for the tests: a child process on a free port of 127.0.0.1, with no
 /// persistence (`--save "" --appendonly no`) in a temporary directory, killed and restarted on
 /// demand for fault tests. When `DEVICEHUB_TEST_REDIS_URL` is set and `external` is allowed, that
 /// server is used instead and this object only describes it.
-final class RedisTestServer: @unchecked Sendable {
-    let host: String
-    let port: Int
-    let url: String
-    let configuration: RedisConfiguration
-    let ownsProcess: Bool
+public final class RedisTestServer: @unchecked Sendable {
+    public let host: String
+    public let port: Int
+    public let url: String
+    public let configuration: RedisConfiguration
+    public let ownsProcess: Bool
     private var process: Process?
     private let directory: URL?
 
     /// The server for a test class: the external one when the environment names it, else our own.
-    static func startShared() throws -> RedisTestServer {
+    public static func startShared() throws -> RedisTestServer {
         if let url = ProcessInfo.processInfo.environment["DEVICEHUB_TEST_REDIS_URL"], !url.isEmpty {
             let configuration = try RedisConfiguration(url: url)
             return RedisTestServer(external: url, configuration: configuration)
@@ -36,7 +36,7 @@ final class RedisTestServer: @unchecked Sendable {
 
     /// A server of our own (fault tests must be able to kill it). `DEBUG` is enabled for
     /// `DEBUG SLEEP`.
-    static func startPrivate() throws -> RedisTestServer {
+    public static func startPrivate() throws -> RedisTestServer {
         guard let binary = findExecutable("redis-server") else {
             throw RedisTestSetupError(description: "redis-server not found on PATH. The HubRedis tests need a real Redis: "
                 + "apt-get install -y redis-server redis-tools (scripts/test installs it), or set DEVICEHUB_TEST_REDIS_URL.")
@@ -74,7 +74,7 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// Starts the process and waits (up to 10 s) until it answers `PING`.
-    func launch() throws {
+    public func launch() throws {
         guard ownsProcess, let directory else { return }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
@@ -96,7 +96,7 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// SIGKILL, as a crash would: no FIN from a clean shutdown, no chance to flush anything.
-    func kill() {
+    public func kill() {
         guard let p = process else { return }
         if p.isRunning {
             Glibc.kill(p.processIdentifier, SIGKILL)
@@ -108,30 +108,30 @@ final class RedisTestServer: @unchecked Sendable {
 
     /// SIGSTOP: the process freezes with its sockets open. The kernel still accepts TCP
     /// connections into the backlog, but nothing is answered: a partition or a wedged server.
-    func freeze() {
+    public func freeze() {
         if let p = process, p.isRunning { Glibc.kill(p.processIdentifier, SIGSTOP) }
     }
 
     /// SIGCONT after `freeze()`.
-    func thaw() {
+    public func thaw() {
         if let p = process, p.isRunning { Glibc.kill(p.processIdentifier, SIGCONT) }
     }
 
     /// Starts the server again on the same port.
-    func restart() throws {
+    public func restart() throws {
         kill()
         try launch()
     }
 
     /// Stops the server and removes its directory.
-    func stop() {
+    public func stop() {
         kill()
         if let directory { try? FileManager.default.removeItem(at: directory) }
     }
 
     /// Runs `redis-cli -u <url> args...` (an independent client), feeding `input` on stdin, and
     /// returns its standard output byte for byte.
-    func cli(_ args: [String], input: [UInt8]? = nil) throws -> [UInt8] {
+    public func cli(_ args: [String], input: [UInt8]? = nil) throws -> [UInt8] {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.findExecutable("redis-cli") ?? "/usr/bin/redis-cli")
         p.arguments = ["-u", url] + args
@@ -151,7 +151,7 @@ final class RedisTestServer: @unchecked Sendable {
         return Array(data)
     }
 
-    static func findExecutable(_ name: String) -> String? {
+    public static func findExecutable(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         for dir in path.split(separator: ":") + ["/usr/sbin", "/usr/bin"] {
             let candidate = "\(dir)/\(name)"
@@ -161,7 +161,7 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// A port that was free a moment ago (bind to 0, read it back, release it).
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RedisTestSetupError(description: "socket() failed: \(errno)") }
         defer { close(fd) }
@@ -178,7 +178,7 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// One blocking `PING` over a plain socket with a 200 ms timeout.
-    static func ping(port: Int) -> Bool {
+    public static func ping(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -201,53 +201,3 @@ final class RedisTestServer: @unchecked Sendable {
     }
 }
 
-/// One event loop on its own thread, for a test case.
-final class TestLoop {
-    let group: EventLoopGroup
-    var loop: EventLoop { group.loops[0] }
-
-    init() throws {
-        group = try EventLoopGroup(count: 1, registry: nil)
-        group.start()
-    }
-
-    func stop() { group.stopAndJoin() }
-}
-
-/// A thread-safe box for results gathered on the loop and checked by the test.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) -> R) -> R {
-        lock.lock(); defer { lock.unlock() }
-        return body(&value)
-    }
-    var current: Value { withLock { $0 } }
-}
-
-/// Polls `condition` every 10 ms until it holds or `timeout` passes.
-func waitUntil(timeout: TimeInterval, _ condition: () async -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(nanoseconds: 10_000_000)
-    }
-    return await condition()
-}
-
-extension RedisClient {
-    /// A started client on `loop` for `server`, waited until connected.
-    static func connected(to server: RedisTestServer, loop: EventLoop, configure: (inout RedisConfiguration) -> Void = { _ in },
-                          file: StaticString = #filePath, line: UInt = #line) async throws -> RedisClient {
-        var configuration = server.configuration
-        configure(&configuration)
-        let client = RedisClient(configuration: configuration, loop: loop)
-        client.start()
-        guard await client.waitUntilConnected(timeout: .seconds(5)) else {
-            client.close()
-            throw RedisTestSetupError(description: "client did not connect to \(server.url) within 5 s")
-        }
-        return client
-    }
-}

@@ -1,0 +1,82 @@
+import struct Foundation.Date
+import struct Foundation.UUID
+
+/// The durable records (PostgreSQL, or SQLite embedded): orgs and members, devices and their
+/// activation codes, diagnostic sessions, commands with their events and execution logs, and the
+/// audit trail. See `Records.swift` for the conventions both backends share.
+///
+/// State changes are conditional (`expected` states, checked and written in one statement or
+/// transaction), so two nodes racing on an approval cannot both win.
+public protocol RecordStore: Sendable {
+    // MARK: orgs and members
+    func insertOrg(_ org: Org) async throws(StoreError)
+    func org(id: UUID) async throws(StoreError) -> Org?
+    func org(slug: String) async throws(StoreError) -> Org?
+    /// Adds the member or changes its role.
+    func setMember(_ membership: Membership) async throws(StoreError)
+    /// True when the member existed.
+    @discardableResult
+    func removeMember(orgID: UUID, userID: UUID) async throws(StoreError) -> Bool
+    /// The orgs a user belongs to (every customer request asks this), ordered by org id.
+    func memberships(userID: UUID) async throws(StoreError) -> [Membership]
+    /// An org's members, ordered by user id.
+    func members(orgID: UUID) async throws(StoreError) -> [Membership]
+
+    // MARK: devices
+    func insertDevice(_ device: Device) async throws(StoreError)
+    func device(id: UUID) async throws(StoreError) -> Device?
+    /// An org's devices ordered by (name, id), after the cursor `after` (the last page's last
+    /// device), at most `limit` (1...`StoreLimits.maxBatch`).
+    func devices(orgID: UUID, after: (name: String, id: UUID)?, limit: Int) async throws(StoreError) -> [Device]
+    /// Applies `change` when the device's state is in `expected` (nil: any state).
+    func updateDevice(id: UUID, expected: Set<DeviceState>?, change: DeviceChange) async throws(StoreError) -> RecordUpdate<Device>
+
+    // MARK: activation codes
+    /// Stores a new code for its device; a live (unused) code of the same device is marked used
+    /// first (one live code per device).
+    func insertActivationCode(_ code: ActivationCode) async throws(StoreError)
+    /// Finds the code by hash and, when it is unused and `expiresAt > now`, marks it used, in one
+    /// atomic step.
+    func redeemActivationCode(codeHash: [UInt8], now: Date) async throws(StoreError) -> ActivationRedemption
+
+    // MARK: diagnostic sessions
+    func insertSession(_ session: DiagnosticSession) async throws(StoreError)
+    func session(id: UUID) async throws(StoreError) -> DiagnosticSession?
+    /// An org's sessions in `states` (nil: all), newest first (by createdAt, then id), at most `limit`.
+    func sessions(orgID: UUID, states: Set<SessionState>?, limit: Int) async throws(StoreError) -> [DiagnosticSession]
+    func updateSession(id: UUID, expected: Set<SessionState>?, change: SessionChange) async throws(StoreError) -> RecordUpdate<DiagnosticSession>
+
+    // MARK: commands
+    /// Inserts the command and returns it with its `seq` assigned. `event`, when given, is
+    /// appended in the same transaction.
+    func insertCommand(_ command: CommandRecord, event: CommandEvent?) async throws(StoreError) -> CommandRecord
+    func command(id: UUID) async throws(StoreError) -> CommandRecord?
+    /// A session's commands by seq, after `afterSeq`, at most `limit`.
+    func commands(sessionID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord]
+    /// Commands in `queued` or `claimed` state by seq, after `afterSeq`, at most `limit`: what the
+    /// hot queue is rebuilt from.
+    func unfinishedCommands(afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord]
+    /// Applies `change` when the command's state is in `expected` (nil: any) and, when it does,
+    /// appends `event` in the same transaction.
+    func updateCommand(id: UUID, expected: Set<CommandState>?, change: CommandChange, event: CommandEvent?) async throws(StoreError) -> RecordUpdate<CommandRecord>
+    /// Returns the event with its id assigned.
+    func appendCommandEvent(_ event: CommandEvent) async throws(StoreError) -> CommandEvent
+    /// A command's events in order.
+    func commandEvents(commandID: UUID) async throws(StoreError) -> [CommandEvent]
+
+    // MARK: execution logs
+    /// Stores the lines; a line whose (commandID, seq) is already stored is ignored. Returns how
+    /// many were new.
+    @discardableResult
+    func appendLogLines(_ lines: [ExecutionLogLine]) async throws(StoreError) -> Int
+    /// A command's lines by seq, after `afterSeq`, at most `limit`.
+    func logLines(commandID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [ExecutionLogLine]
+
+    // MARK: audit
+    /// Returns the entry with its id assigned.
+    @discardableResult
+    func appendAudit(_ entry: AuditEntry) async throws(StoreError) -> AuditEntry
+    /// Entries of one org (nil: hub-wide entries of any org), newest first, with ids below
+    /// `beforeID` (nil: from the newest), at most `limit`.
+    func audit(orgID: UUID?, beforeID: Int64?, limit: Int) async throws(StoreError) -> [AuditEntry]
+}

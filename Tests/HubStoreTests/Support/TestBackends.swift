@@ -1,0 +1,110 @@
+import Foundation
+import HubIO
+import HubMigrations
+import HubPostgres
+import HubRedis
+import HubSQLite
+import HubStore
+import HubTestSupport
+import Testing
+
+/// The two implementations every conformance test runs against.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    /// In process, durable records in SQLite (the default with no URLs).
+    case embedded
+    /// Redis for hot state, PostgreSQL for records: real servers started by the tests.
+    case redisPostgres
+
+    var testDescription: String { rawValue }
+}
+
+/// What the conformance tests run on: shared event loops and real servers, and fresh, isolated
+/// backing state for each test (a Redis key namespace of its own, a PostgreSQL database of its
+/// own, a SQLite file of its own), so that tests run in parallel without seeing each other.
+enum TestEnvironment {
+    /// Two loops for the whole process (the hub runs one per core).
+    static let group: EventLoopGroup = {
+        let group = try! EventLoopGroup(count: 2, registry: nil)
+        group.start()
+        return group
+    }()
+
+    static var loop: EventLoop { group.loops[0] }
+
+    /// A key prefix no other test (or earlier run against an external server) uses.
+    static func namespace() -> RedisNamespace { RedisNamespace("test-\(UUID().uuidString.prefix(13))") }
+
+    /// A connected client on the shared Redis (closed after `body`), the server's configuration
+    /// (for stores that open their own connections, such as a pub/sub subscriber) and a fresh
+    /// namespace.
+    static func withRedis<T>(_ body: (RedisClient, RedisConfiguration, RedisNamespace) async throws -> T) async throws -> T {
+        let server = try SharedTestServers.shared.redis()
+        let client = RedisClient(configuration: server.configuration, loop: group.loops[0])
+        client.start()
+        defer { client.close() }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !client.isConnected {
+            guard ContinuousClock.now < deadline else { throw TestSetupError("Redis at \(server.url) not connected within 5 s") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return try await body(client, server.configuration, namespace())
+    }
+
+    /// A pool on a new, migrated PostgreSQL database of the shared server, dropped after `body`.
+    static func withPostgres<T>(_ body: (PostgresPool) async throws -> T) async throws -> T {
+        let server = try SharedTestServers.shared.postgres()
+        let name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        let admin = try await PostgresConnection.connect(to: PostgresConfiguration(url: server.url), on: loop)
+        _ = try await admin.query("CREATE DATABASE \(name)")
+        let url = databaseURL(server.url, name)
+        do {
+            let connection = try await PostgresConnection.connect(to: PostgresConfiguration(url: url), on: loop)
+            _ = try await MigrationRunner(migrations: try Migration.postgres, driver: PostgresMigrationDriver(connection: connection)).migrate()
+            await connection.close()
+        }
+        var configuration = PostgresPoolConfiguration(url: url)
+        configuration.maxConnections = 4
+        let pool = PostgresPool(configuration: configuration, loops: group.loops)
+        let result: Result<T, Error>
+        do { result = .success(try await body(pool)) } catch { result = .failure(error) }
+        await pool.shutdown()
+        _ = try? await admin.query("DROP DATABASE \(name) WITH (FORCE)")
+        await admin.close()
+        return try result.get()
+    }
+
+    /// A new, migrated SQLite database in a temporary directory, removed after `body`.
+    static func withSQLite<T>(_ body: (SQLiteDatabase) async throws -> T) async throws -> T {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hubstore-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = try await SQLiteDatabase.open(path: directory.appendingPathComponent("devicehub.sqlite").path)
+        _ = try await MigrationRunner(migrations: try Migration.sqlite, driver: SQLiteMigrationDriver(database: database)).migrate()
+        let result: Result<T, Error>
+        do { result = .success(try await body(database)) } catch { result = .failure(error) }
+        await database.close()
+        return try result.get()
+    }
+
+    /// `url` with its database name replaced by `name`.
+    static func databaseURL(_ url: String, _ name: String) -> String {
+        guard var components = URLComponents(string: url) else { return url }
+        components.path = "/" + name
+        return components.string ?? url
+    }
+}
+
+struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` every 5 ms until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return try await condition()
+}
