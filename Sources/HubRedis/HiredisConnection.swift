@@ -72,7 +72,7 @@ final class HiredisConnection {
     private(set) var statistics = Statistics()
 
     /// Where `command` lays its arguments out for hiredis.
-    private let argv = ArgvBuffer()
+    private let encoder = RESPCommandBuffer()
 
     /// Starts a non-blocking connect. Throws when hiredis fails before any I/O (no socket,
     /// unresolvable host).
@@ -131,8 +131,8 @@ final class HiredisConnection {
     /// when hiredis refuses: the context is disconnecting or gone.
     func command(_ args: [RedisArgument], tag: UInt) -> Bool {
         guard let ac = context, !closeDeferred, !args.isEmpty else { return false }
-        let status = argv.withArgv(args) { argc, pointers, lengths in
-            redisAsyncCommandArgv(ac, hiredisReplyCallback, UnsafeMutableRawPointer(bitPattern: tag), argc, pointers, lengths)
+        let status = encoder.withEncoded(args) { command, length in
+            redisAsyncFormattedCommand(ac, hiredisReplyCallback, UnsafeMutableRawPointer(bitPattern: tag), command, length)
         }
         if status == REDIS_OK { statistics.commands += 1 }
         return status == REDIS_OK

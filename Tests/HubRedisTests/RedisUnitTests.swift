@@ -132,3 +132,33 @@ final class RedisUnitTests: XCTestCase {
         XCTAssertNil(RedisError.timeout.serverCode)
     }
 }
+
+/// Our RESP encoder (commands go to hiredis pre-formatted), checked against the format written
+/// out by hand for every length-digit count, empty and binary arguments, and the oversized path.
+final class RESPCommandBufferTests: XCTestCase {
+    private func encode(_ args: [RedisArgument], with buffer: RESPCommandBuffer = RESPCommandBuffer()) -> [UInt8] {
+        buffer.withEncoded(args) { pointer, length in
+            Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(pointer), count: length))
+        }
+    }
+
+    private func expected(_ args: [[UInt8]]) -> [UInt8] {
+        var out = Array("*\(args.count)\r\n".utf8)
+        for a in args { out += Array("$\(a.count)\r\n".utf8) + a + Array("\r\n".utf8) }
+        return out
+    }
+
+    func testEncodesLikeTheRESPSpecification() {
+        XCTAssertEqual(encode(["SET", "k", "v"]), Array("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n".utf8))
+        XCTAssertEqual(encode(["PING"]), Array("*1\r\n$4\r\nPING\r\n".utf8))
+        let buffer = RESPCommandBuffer()
+        for size in [0, 1, 9, 10, 99, 100, 999, 1000, 4095, 4096, 65_535, 65_536, 70_000, 1 << 20] {
+            let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            XCTAssertEqual(encode(["SET", "key", RedisArgument(bytes: payload)], with: buffer), expected([Array("SET".utf8), Array("key".utf8), payload]), "size \(size)")
+        }
+        // Twelve arguments: a two-digit count; the reused buffer still encodes small commands right.
+        let many = (0..<12).map { RedisArgument("a\($0)") }
+        XCTAssertEqual(encode(many, with: buffer), expected((0..<12).map { Array("a\($0)".utf8) }))
+        XCTAssertEqual(encode(["GET", ""], with: buffer), Array("*2\r\n$3\r\nGET\r\n$0\r\n\r\n".utf8))
+    }
+}
