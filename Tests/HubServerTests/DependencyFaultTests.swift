@@ -45,8 +45,19 @@ final class DependencyFaultTests: XCTestCase {
         r = try readiness(port, until: { $0.status == 200 })
         XCTAssertEqual(r.status, 200, "the hub must reconnect to PostgreSQL by itself. \(hub.log)")
 
+        // Both recoveries are counted where an operator looks.
+        let metrics = String(decoding: try TestClient(port: port).request("GET", "/metrics").body, as: UTF8.self)
+        XCTAssertGreaterThanOrEqual(metricValue(metrics, "devicehub_redis_reconnects_total"), 1, metrics)
+        XCTAssertGreaterThanOrEqual(metricValue(metrics, "devicehub_postgres_reconnects_total"), 1, metrics)
+
         hub.signal(SIGTERM)
         XCTAssertEqual(hub.waitForExit(timeout: 10), 0, hub.log)
+    }
+
+    /// The sum of a metric's samples (over all label sets) in Prometheus text.
+    private func metricValue(_ text: String, _ name: String) -> Double {
+        text.split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
     }
 
     private struct Readiness {
