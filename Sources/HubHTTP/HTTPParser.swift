@@ -97,6 +97,11 @@ public struct HTTPParser: Sendable {
         }
     }
 
+    /// True while the current request's head asked for `100 Continue` (`Expect: 100-continue`)
+    /// and its body has not been completely received: the server should send the interim
+    /// response once, so the client does not wait before sending the body.
+    public var awaitsContinue: Bool { isReadingBody && head.expectsContinue }
+
     /// Removes and returns every unconsumed byte, and forgets any partially parsed request.
     ///
     /// Meant for protocol switches: right after `next()` returned an upgrade request, these

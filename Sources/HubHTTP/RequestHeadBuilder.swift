@@ -36,6 +36,9 @@ struct RequestHeadBuilder {
     private var connectionKeepAlive = false
     private var connectionUpgrade = false
     private var upgradeSeen = false
+    /// `Expect: 100-continue` on an HTTP/1.1 request: the client waits for `100 Continue`
+    /// before it sends the body (RFC 9110 §10.1.1).
+    private(set) var expectsContinue = false
 
     /// Typical requests carry about a dozen fields; reserving once avoids the four or five
     /// regrowths of an empty array.
@@ -167,6 +170,8 @@ struct RequestHeadBuilder {
             hostCount &+= 1
             // RFC 9112 §3.2: more than one Host is an error for every version.
             if hostCount > 1 { return .duplicateHost }
+        case 6 where HTTPSyntax.equalsLowercase(buf, nameStart, f.nameEnd, "expect"):
+            if version.minor >= 1 && HTTPSyntax.equalsLowercase(buf, f.valueStart, f.valueEnd, "100-continue") { expectsContinue = true }
         case 7 where HTTPSyntax.equalsLowercase(buf, nameStart, f.nameEnd, "upgrade"):
             if f.valueEnd > f.valueStart { upgradeSeen = true }
         case 10 where HTTPSyntax.equalsLowercase(buf, nameStart, f.nameEnd, "connection"):

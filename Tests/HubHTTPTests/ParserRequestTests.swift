@@ -154,3 +154,34 @@ final class ParserRequestTests: XCTestCase {
         XCTAssertEqual(r.headers[name], "v")
     }
 }
+
+/// `Expect: 100-continue`: the parser says when the server should send the interim response.
+final class ExpectContinueTests: XCTestCase {
+    func testAwaitsContinueOnlyBetweenHeadAndCompleteBody() {
+        var parser = HTTPParser()
+        parser.append(b("POST /u HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 4\r\n"))
+        XCTAssertEqual(parser.next(), .needMoreData)
+        XCTAssertFalse(parser.awaitsContinue, "head not complete yet")
+        parser.append(b("\r\n"))
+        XCTAssertEqual(parser.next(), .needMoreData)
+        XCTAssertTrue(parser.awaitsContinue)
+        parser.append(b("ab"))
+        XCTAssertEqual(parser.next(), .needMoreData)
+        XCTAssertTrue(parser.awaitsContinue, "body still incomplete")
+        parser.append(b("cd"))
+        guard case .request(let request) = parser.next() else { return XCTFail("expected the request") }
+        XCTAssertEqual(request.body, b("abcd"))
+        XCTAssertFalse(parser.awaitsContinue, "the next request starts fresh")
+    }
+
+    func testNoContinueForOtherExpectationsOrHTTP10() {
+        for head in ["POST /u HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+                     "POST /u HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 4\r\n\r\n",
+                     "POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n"] {
+            var parser = HTTPParser()
+            parser.append(b(head))
+            XCTAssertEqual(parser.next(), .needMoreData)
+            XCTAssertFalse(parser.awaitsContinue, head)
+        }
+    }
+}

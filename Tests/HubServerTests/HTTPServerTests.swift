@@ -50,6 +50,29 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(r3.json?["id"] as? String, "7")
     }
 
+    func testExpectContinueGetsTheInterimResponseBeforeTheBody() throws {
+        let c = try TestClient(port: port)
+        try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        // The client sends nothing more until it has the 100 (curl would wait 1 s otherwise).
+        XCTAssertEqual(try c.readResponse().status, 100)
+        try c.send("he")
+        try c.send("llo")
+        let final = try c.readResponse()
+        XCTAssertEqual(final.status, 200)
+        XCTAssertEqual(final.text, "hello")
+        // One 100 per request: the next one on the same connection gets its own.
+        try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        XCTAssertEqual(try c.readResponse().status, 100)
+        try c.send("ok")
+        XCTAssertEqual(try c.readResponse().text, "ok")
+    }
+
+    func testExpectContinueWithATooLargeBodyGets413NotContinue() throws {
+        let c = try TestClient(port: port)
+        try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 999999999999\r\n\r\n")
+        XCTAssertEqual(try c.readResponse().status, 413)
+    }
+
     func testChunkedBodyIsDecoded() throws {
         let c = try TestClient(port: port)
         try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")

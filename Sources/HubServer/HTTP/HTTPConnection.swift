@@ -42,6 +42,10 @@ final class HTTPConnection: ChannelHandler {
         lastActivity = channel.loop.now
     }
 
+    /// Whether `100 Continue` went out for the request being read.
+    private var continueSent = false
+    private static let continueResponse: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
     // MARK: input
 
     func channelRead(_ channel: Channel, _ bytes: UnsafeMutableRawBufferPointer) {
@@ -61,11 +65,18 @@ final class HTTPConnection: ChannelHandler {
             }
             switch parser.next() {
             case .request(let request):
+                continueSent = false
                 partialSince = parser.hasPartialRequest ? channel.loop.now : nil
                 if request.isUpgrade { upgrading = true; partialSince = nil }
                 dispatch(request)
             case .needMoreData:
                 if !parser.hasPartialRequest { partialSince = nil }
+                // Only with no earlier response outstanding: the interim response must not
+                // overtake a pipelined request's final one.
+                if parser.awaitsContinue && !continueSent && pending.isEmpty {
+                    continueSent = true
+                    channel.write(Self.continueResponse)
+                }
                 return
             case .error(let error):
                 fail(error)
