@@ -1,7 +1,7 @@
 // redis-bench: throughput of HubRedis on one event loop, next to `redis-benchmark` against the
 // same server in the same invocation.
 //
-//   redis-bench [--url redis://127.0.0.1:6379] [--requests 200000] [--depth 16] [--connections 50]
+//   redis-bench [--url redis://127.0.0.1:6379] [--requests 1000000] [--depth 16] [--connections 50]
 //               [--tests set,get,evalsha] [--no-redis-benchmark]
 //
 // Without --url it starts its own redis-server (free port, no persistence, temp dir) and stops
@@ -20,7 +20,7 @@ import Glibc
 
 struct Options {
     var url: String?
-    var requests = 200_000
+    var requests = 1_000_000
     var depth = 16
     /// redis-benchmark's default client count, so both sides keep the same number in flight.
     var connections = 50
@@ -149,10 +149,11 @@ func measure(_ name: String, clients: [RedisClient], loop: EventLoop, total: Int
 
 /// Runs redis-benchmark and returns its requests/s per test name (`SET`, `GET`), and its CPU µs
 /// per request over both tests.
-func redisBenchmark(host: String, port: Int, password: String?, requests: Int, depth: Int) -> ([String: Double], Double) {
+func redisBenchmark(host: String, port: Int, password: String?, requests: Int, depth: Int, command: [String] = []) -> ([String: Double], Double) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/redis-benchmark")
-    var args = ["-h", host, "-p", "\(port)", "-P", "\(depth)", "-t", "set,get", "-n", "\(requests)", "-q"]
+    var args = ["-h", host, "-p", "\(port)", "-P", "\(depth)", "-n", "\(requests)", "-q"]
+    args += command.isEmpty ? ["-t", "set,get"] : command
     if let password { args += ["-a", password] }
     p.arguments = args
     print("$ redis-benchmark " + args.joined(separator: " "))
@@ -163,13 +164,15 @@ func redisBenchmark(host: String, port: Int, password: String?, requests: Int, d
     do { try p.run() } catch { fail("cannot run redis-benchmark: \(error)") }
     let data = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    let cpuPerOp = (cpuMicroseconds(RUSAGE_CHILDREN.rawValue) - cpuBefore) / Double(2 * requests)
+    let cpuPerOp = (cpuMicroseconds(RUSAGE_CHILDREN.rawValue) - cpuBefore) / Double((command.isEmpty ? 2 : 1) * requests)
     var results: [String: Double] = [:]
     // Lines look like "SET: 512820.53 requests per second, p50=1.271 msec" (with \r progress).
     for raw in String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
         let line = raw.trimmingCharacters(in: .whitespaces)
-        guard let colon = line.firstIndex(of: ":"), line.contains("requests per second") else { continue }
-        let name = String(line[..<colon])
+        // The last ": " ends the name (a custom command's name may hold colons: key:__rand_int__).
+        guard line.contains("requests per second"), let colon = line.range(of: ": ", options: .backwards)?.lowerBound else { continue }
+        // A custom command's line starts with the whole command: keep its name only.
+        let name = String(line[..<colon].split(separator: " ").first ?? "").uppercased()
         let number = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces).split(separator: " ").first
         if let number, let value = Double(number) { results[name] = value; print("  " + line) }
     }
@@ -233,8 +236,15 @@ for (name, rate) in ours {
 print(String(format: "  pipelining: %d commands in %d writes (%.1f per write)", commandsSent, flushes, Double(commandsSent) / Double(max(flushes, 1))))
 
 if options.runRedisBenchmark {
-    let (reference, theirCPU) = redisBenchmark(host: configuration.host, port: configuration.port, password: configuration.password,
+    var (reference, theirCPU) = redisBenchmark(host: configuration.host, port: configuration.port, password: configuration.password,
                                                requests: options.requests, depth: options.depth)
+    if options.tests.contains("evalsha") {
+        // The same script by its SHA1 (loaded by our warm-up), same key and value.
+        let (evalRate, _) = redisBenchmark(host: configuration.host, port: configuration.port, password: configuration.password,
+                                           requests: options.requests, depth: options.depth,
+                                           command: ["EVALSHA", script.sha1, "1", "key:__rand_int__", "xxx"])
+        reference.merge(evalRate) { a, _ in a }
+    }
     print(String(format: "  redis-benchmark: %.2f CPU µs/op (SET and GET together)", theirCPU))
     print("")
     print("test      HubRedis ops/s   redis-benchmark ops/s   ratio")
