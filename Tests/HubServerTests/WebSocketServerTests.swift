@@ -114,6 +114,73 @@ final class WebSocketServerTests: XCTestCase {
         }
     }
 
+    /// Our client over TLS (wss://) against python-websockets with Python's ssl module: the
+    /// echo works when the server's certificate verifies (by IP address SAN), and the connect
+    /// fails when it does not (a certificate from another issuer).
+    func testOurClientOverTLSVerifiesTheServer() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("devicehub-wss-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["server", "other"] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            p.arguments = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                           "-subj", "/CN=\(name)", "-addext", "subjectAltName=IP:127.0.0.1",
+                           "-keyout", dir.appendingPathComponent("\(name)-key.pem").path, "-out", dir.appendingPathComponent("\(name).pem").path]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0, "openssl req failed")
+        }
+        let (peer, port) = try PythonPeer.start("ws_server_echo.py", ["--tls", dir.appendingPathComponent("server.pem").path,
+                                                                     dir.appendingPathComponent("server-key.pem").path])
+        defer { peer.terminate() }
+        let group = try EventLoopGroup(count: 1, registry: nil)
+        group.start()
+        defer { group.stopAndJoin() }
+
+        final class Collector: WebSocketDelegate, @unchecked Sendable {
+            var got: [String] = []
+            let done = DispatchSemaphore(value: 0)
+            func webSocket(_ ws: WebSocketConnection, text: UnsafeRawBufferPointer) {
+                got.append(String(decoding: text, as: UTF8.self))
+                if got.count == 2 { done.signal() }
+            }
+        }
+        final class Box: @unchecked Sendable { var ws: WebSocketConnection?; var error: Error? }
+        func connect(trusting ca: String, _ collector: Collector) throws -> Box {
+            var options = WebSocketClient.Options(host: "127.0.0.1", port: port)
+            options.tls = try TLSContext.client(verifyPeer: true, caFile: dir.appendingPathComponent(ca).path)
+            let box = Box()
+            let opened = DispatchSemaphore(value: 0)
+            group.loops[0].execute {
+                WebSocketClient.connect(options, on: group.loops[0], makeDelegate: { _ in collector }) { result in
+                    switch result {
+                    case .success(let ws):
+                        box.ws = ws
+                        ws.send(text: "over tls")
+                        ws.send(text: String(repeating: "x", count: 100_000))
+                    case .failure(let e): box.error = e
+                    }
+                    opened.signal()
+                }
+            }
+            XCTAssertEqual(opened.wait(timeout: .now() + 5), .success)
+            return box
+        }
+
+        let trusted = Collector()
+        let ok = try connect(trusting: "server.pem", trusted)
+        XCTAssertNil(ok.error)
+        XCTAssertEqual(trusted.done.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(trusted.got, ["over tls", String(repeating: "x", count: 100_000)])
+
+        let refused = try connect(trusting: "other.pem", Collector())
+        XCTAssertNotNil(refused.error, "a certificate from an untrusted issuer must fail the connect")
+        XCTAssertNil(refused.ws)
+    }
+
     func testHandshakeRejectionsAreProblemJSON() throws {
         let c = try TestClient(port: server.httpPort)
         let base = ["Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="]
