@@ -93,18 +93,20 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func retentionInRealTime(_ backend: Backend) async throws {
-        try await withLeaseQueue(backend, options: QueueFixture.options(terminalRetention: .milliseconds(150))) { queue throws in
+        try await withLeaseQueue(backend, options: QueueFixture.options(terminalRetention: .milliseconds(800))) { queue throws in
+            // 800 ms, not less: the status check right after the cancel must still find the
+            // message on a loaded machine (Redis's retention TTL runs in real time).
             let t0 = StoreMillis.now()
             let id = UUID()
             _ = try await queue.enqueue("q", QueueFixture.message(id, now: t0), now: t0)
             _ = try await queue.cancel("q", id: id, now: t0)
             #expect(try await queue.status("q", id: id)?.state == .canceled)
-            let forgotten = try await eventually(timeout: .seconds(3)) {
+            let forgotten = try await eventually(timeout: .seconds(5)) {
                 _ = try await queue.sweep(now: .now(), limit: 10)
                 return try await queue.status("q", id: id) == nil
             }
             #expect(forgotten)
-            #expect(StoreMillis.now() >= t0 + 150)
+            #expect(StoreMillis.now() >= t0 + 800)
         }
     }
 
