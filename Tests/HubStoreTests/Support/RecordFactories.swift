@@ -18,7 +18,7 @@ func withRecordStore<T>(_ backend: Backend, _ body: (any RecordStore) async thro
 /// A PostgreSQL record store plus `psql` against the same (per-test) database: an independent
 /// client to check what the store wrote.
 func withPostgresRecordStore<T>(_ body: (PostgresRecordStore, _ psql: (String) throws -> String) async throws -> T) async throws -> T {
-    let server = try SharedTestServers.shared.postgres()
+    let server = try await TestEnvironment.offPool { try SharedTestServers.shared.postgres() }
     return try await TestEnvironment.withPostgres { pool in
         let rows = try await pool.query("SELECT current_database()")
         let name = try rows[0].decode(String.self, at: 0)
