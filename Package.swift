@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "HubHTTPTests", dependencies: ["HubHTTP"]),
         .testTarget(name: "HubIOTests", dependencies: ["HubIO"]),
         .testTarget(name: "HubTelemetryTests", dependencies: ["HubTelemetry", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "HubServerTests", dependencies: ["HubServer", "HubIO", "HubHTTP", "HubTestSupport"]),
+        .testTarget(name: "HubServerTests", dependencies: ["HubServer", "HubIO", "HubHTTP", "HubStore", "HubTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,6 +1,7 @@
 import Foundation
 import HubHTTP
 import HubIO
+import HubStore
 import HubTelemetry
 import Logging
 import Synchronization
@@ -21,7 +22,9 @@ public final class HubServer: @unchecked Sendable {
     private let group: EventLoopGroup
     private var listeners: [Listener] = []
     private let started = Atomic<Bool>(false)
-    let stores: DataStores
+    let dataStores: DataStores
+    /// The data layer the domain uses (embedded or Redis + PostgreSQL), once `start` has run.
+    public var stores: Stores? { dataStores.stores }
     /// The bound ports, known after `start()`.
     public private(set) var httpPort = 0
     public private(set) var httpsPort: Int?
@@ -34,7 +37,7 @@ public final class HubServer: @unchecked Sendable {
         group = try EventLoopGroup(count: config.loops, pinCPUs: config.pinCPUs, registry: registry)
         application = HTTPApplication(config: config, registry: registry, logger: logger, accessLogger: accessLogger ?? logger)
         application.prepareLoops(group.loops)
-        stores = DataStores(logger: logger)
+        dataStores = DataStores(logger: logger)
         OperationsEndpoints.install(on: application, readiness: readiness)
         OperationsEndpoints.installProcessCollector(on: registry)
     }
@@ -50,7 +53,7 @@ public final class HubServer: @unchecked Sendable {
         let tls = try config.tlsEnabled ? TLSContext.server(certificateChainFile: config.tlsCertificateFile!, privateKeyFile: config.tlsPrivateKeyFile!) : nil
         group.start()
         do {
-            try stores.start(config: config, loops: group.loops, server: self)
+            try dataStores.start(config: config, loops: group.loops, server: self)
             httpPort = try bind(port: config.port, tls: nil)
             if let tls { httpsPort = try bind(port: config.tlsPort, tls: tls) }
         } catch {
@@ -111,9 +114,23 @@ public final class HubServer: @unchecked Sendable {
             usleep(20_000)
         }
         if !clean { logger.warning("grace period over; closing remaining connections", metadata: ["open": .stringConvertible(openConnections())]) }
+        closeDataStores()
         group.stopAndJoin()
         logger.info("stopped")
         return clean
+    }
+
+    /// Closes Redis, PostgreSQL and SQLite while the loops still run (the clients close on
+    /// them): PostgreSQL sees orderly disconnects and SQLite checkpoints its WAL. Bounded: a
+    /// dependency that does not answer costs at most 2 s of the shutdown.
+    private func closeDataStores() {
+        let done = DispatchSemaphore(value: 0)
+        let stores = dataStores
+        Task {
+            await stores.shutdown()
+            done.signal()
+        }
+        if done.wait(timeout: .now() + 2) == .timedOut { logger.warning("data stores did not close within 2 s") }
     }
 
     /// Stops at once (second signal, tests).

@@ -4,10 +4,12 @@ import HubMigrations
 import HubPostgres
 import HubRedis
 import HubSQLite
+import HubStore
 import Logging
 
 /// The hub's data layer as configured: Redis + PostgreSQL when both URLs are given, otherwise
 /// the embedded store (durable records in SQLite under `--data-dir`, hot state in process).
+/// `stores` is what the domain uses; the clients stay here for readiness and shutdown.
 ///
 /// Nothing here blocks start-up on a dependency: clients connect (and reconnect) by
 /// themselves, PostgreSQL migrations are retried in the background until they apply, and
@@ -16,6 +18,9 @@ final class DataStores: @unchecked Sendable {
     private(set) var redis: RedisClient?
     private(set) var postgres: PostgresPool?
     private(set) var sqlite: SQLiteDatabase?
+    /// The store interfaces over whichever backend was configured; set by `start`.
+    private(set) var stores: Stores?
+    private var networked: NetworkedStores?
     private let logger: Logger
     private let migrated = MigrationState()
 
@@ -35,6 +40,10 @@ final class DataStores: @unchecked Sendable {
             let state = migrated
             server.readiness.add(Check(name: "postgres") { pool.isHealthy && state.done })
             migratePostgres(url: pgURL, loop: loops[0])
+            // Pub/sub gets its own connection, on the last loop (away from loop 0's commands).
+            let networked = NetworkedStores(redis: client, redisConfiguration: redisConfig, pubSubLoop: loops[loops.count - 1], postgres: pool)
+            self.networked = networked
+            stores = networked.stores
         } else {
             let dir = config.dataDirectory
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -60,6 +69,7 @@ final class DataStores: @unchecked Sendable {
             done.wait()
             if let error = box.error { throw ConfigError(message: "--data-dir: cannot open \(path): \(error)") }
             sqlite = box.database
+            if let database = box.database { stores = Stores.embedded(database: database) }
             server.readiness.add(Check(name: "embedded_store") { state.done })
         }
     }
@@ -89,6 +99,7 @@ final class DataStores: @unchecked Sendable {
     }
 
     func shutdown() async {
+        networked?.close()
         redis?.close()
         await postgres?.shutdown()
         await sqlite?.close()
