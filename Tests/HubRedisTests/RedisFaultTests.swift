@@ -188,7 +188,7 @@ final class RedisFaultTests: XCTestCase {
     /// No server at all: attempts back off (not a busy loop) and sends fail fast.
     func testUnreachableServerFailsFastAndBacksOff() async throws {
         try await start()
-        var configuration = RedisConfiguration(host: "127.0.0.1", port: try RedisTestServer.freePort())
+        var configuration = RedisConfiguration(host: "127.0.0.1", port: try TestPorts.free())
         configuration.name = "nowhere"
         let registry = MetricsRegistry(loops: 1)
         let client = RedisClient(configuration: configuration, loop: testLoop.loop, registry: registry)

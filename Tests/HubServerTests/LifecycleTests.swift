@@ -1,5 +1,6 @@
 import Foundation
 import HubServer
+import HubTestSupport
 import XCTest
 
 /// Start-up, configuration, draining and resource exhaustion, partly through the real binary.
@@ -149,20 +150,8 @@ final class LifecycleTests: XCTestCase {
 
 /// The hub with Redis and PostgreSQL configured but down: it starts, says 503, and recovers.
 final class DependencyReadinessTests: XCTestCase {
-    private func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
     func testHubStartsWithDependenciesDownAndReportsThemUntilTheyReturn() throws {
-        let redisPort = freePort(), pgPort = freePort()
+        let redisPort = try TestPorts.free(), pgPort = try TestPorts.free()
         let hub = try HubProcess(arguments: ["--host", "127.0.0.1", "--port", "0", "--loops", "1",
                                              "--redis-url", "redis://127.0.0.1:\(redisPort)/0",
                                              "--postgres-url", "postgres://postgres@127.0.0.1:\(pgPort)/postgres?sslmode=disable&connect_timeout=1"])

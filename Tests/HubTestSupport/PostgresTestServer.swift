@@ -49,7 +49,7 @@ public final class PostgresTestServer: @unchecked Sendable {
             // The data directory must belong to the user the server runs as.
             _ = try run("/bin/chown", ["postgres:postgres", root])
         }
-        let port = try freePort()
+        let port = try TestPorts.free()
         let server = PostgresTestServer(url: "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable", port: port, external: false, root: root, binDir: bin)
         _ = try server.runServerTool("initdb", ["-D", "\(root)/data", "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
         try server.startServer()
@@ -166,22 +166,5 @@ public final class PostgresTestServer: @unchecked Sendable {
             if FileManager.default.isExecutableFile(atPath: p) { return p }
         }
         return nil
-    }
-
-    /// A free TCP port on 127.0.0.1 (bind to port 0, read it back, close).
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket failed") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        guard bound == 0 else { throw Failure(description: "bind failed") }
-        let named = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        guard named == 0 else { throw Failure(description: "getsockname failed") }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }

@@ -46,7 +46,7 @@ public final class RedisTestServer: @unchecked Sendable {
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hubredis-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let server = RedisTestServer(binary: binary, port: try freePort(), directory: directory)
+        let server = RedisTestServer(binary: binary, port: try TestPorts.free(), directory: directory)
         try server.launch()
         return server
     }
@@ -158,23 +158,6 @@ public final class RedisTestServer: @unchecked Sendable {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         return nil
-    }
-
-    /// A port that was free a moment ago (bind to 0, read it back, release it).
-    public static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RedisTestSetupError(description: "socket() failed: \(errno)") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok else { throw RedisTestSetupError(description: "bind() failed: \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// One blocking `PING` over a plain socket with a 200 ms timeout.
