@@ -1,13 +1,21 @@
-"""Summarises an Autobahn|Testsuite fuzzingclient index.json per section; exit 1 on FAILED."""
+"""Summarises Autobahn|Testsuite fuzzingclient index.json files per section; exit 1 on FAILED.
+
+usage: summarize.py [--expect N] INDEX.json [INDEX.json ...]
+Several files (one per wstest process) are merged; with --expect, a total case count other
+than N is a failure too (a worker that silently ran fewer cases must not pass).
+"""
 import json
 import sys
 from collections import Counter, defaultdict
 
 ORDER = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED"]
 
-def main(path):
-    with open(path) as f:
-        index = json.load(f)
+def main(paths, expect=None):
+    index = {}
+    for path in paths:
+        with open(path) as f:
+            for agent, cases in json.load(f).items():
+                index.setdefault(agent, {}).update(cases)
     per_section = defaultdict(Counter)
     total = Counter()
     flagged = []
@@ -30,7 +38,15 @@ def main(path):
     for case_id, behavior, close in sorted(flagged, key=lambda x: [int(p) for p in x[0].split(".")]):
         print(f"  {behavior}: case {case_id} (close: {close})")
     print(f"{sum(total.values()) - total['FAILED']} passed, {total['FAILED']} failed")
+    if expect is not None and sum(total.values()) != expect:
+        print(f"expected {expect} cases, got {sum(total.values())}")
+        return 1
     return 1 if total["FAILED"] else 0
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    args = sys.argv[1:]
+    expect = None
+    if args[:1] == ["--expect"]:
+        expect = int(args[1])
+        args = args[2:]
+    sys.exit(main(args, expect))
