@@ -11,13 +11,6 @@ import Testing
 /// back. Nothing acknowledged before the crash is lost (the server is stopped the hard way; its
 /// committed WAL survives in the operating system, which does not crash here).
 @Suite(.serialized) struct PostgresStoreFaultTests {
-    private struct Outcome {
-        var error: StoreError?
-        var unexpected: String?
-        var duration: Duration
-        var wrote: UUID?
-    }
-
     @Test(.timeLimit(.minutes(2)))
     func recordCallsFailFastWhilePostgresIsDownAndRecover() async throws {
         let server = try await TestEnvironment.offPool { try PostgresTestServer.start() }
@@ -35,30 +28,13 @@ import Testing
         let pool = PostgresPool(configuration: configuration, loops: TestEnvironment.group.loops)
         let store = PostgresRecordStore(pool: pool)
 
-        let stop = Atomic<Bool>(false)
-        let worker = Task { () -> [Outcome] in
-            var outcomes: [Outcome] = []
-            var n = 0
-            while !stop.load(ordering: .acquiring) {
-                n += 1
-                let started = ContinuousClock.now
-                var outcome = Outcome(duration: .zero)
-                let org = Org(name: "org \(n)", slug: "fault-\(n)")
-                do {
-                    try await store.insertOrg(org)
-                    outcome.wrote = org.id
-                    let back = try await store.org(id: org.id)
-                    if back?.slug != org.slug { outcome.unexpected = "read back \(String(describing: back))" }
-                } catch let error as StoreError {
-                    outcome.error = error
-                } catch {
-                    outcome.unexpected = "untyped error \(error)"
-                }
-                outcome.duration = ContinuousClock.now - started
-                outcomes.append(outcome)
-                if outcome.error != nil { try? await Task.sleep(for: .milliseconds(20)) }
-            }
-            return outcomes
+        let acknowledged = Mutex<[UUID]>([])
+        let load = FaultLoad(backoff: .milliseconds(20)) { n in
+            let org = Org(name: "org \(n)", slug: "fault-\(n)")
+            try await store.insertOrg(org)
+            acknowledged.withLock { $0.append(org.id) }
+            let back = try await store.org(id: org.id)
+            return back?.slug == org.slug ? nil : "read back \(String(describing: back))"
         }
 
         try await Task.sleep(for: .milliseconds(300))
@@ -70,8 +46,7 @@ import Testing
         }
         #expect(recovered, "the pool reconnects by itself")
         try await Task.sleep(for: .milliseconds(200))
-        stop.store(true, ordering: .releasing)
-        let outcomes = await worker.value
+        let outcomes = await load.finish()
         await pool.shutdown()
 
         let failures = outcomes.filter { $0.error != nil }
@@ -86,9 +61,9 @@ import Testing
 
         // Every insert that was acknowledged is still there after the crash (psql, an
         // independent client, counts them).
-        let acknowledged = Set(outcomes.compactMap(\.wrote))
+        let written = Set(acknowledged.withLock { $0 })
         let ids = try server.psql("SELECT id FROM devicehub.orgs").split(separator: "\n").compactMap { UUID(uuidString: String($0)) }
-        let lost = acknowledged.subtracting(ids)
-        #expect(lost.isEmpty, "\(lost.count) of \(acknowledged.count) acknowledged orgs lost after the crash")
+        let lost = written.subtracting(ids)
+        #expect(lost.isEmpty, "\(lost.count) of \(written.count) acknowledged orgs lost after the crash")
     }
 }

@@ -2,27 +2,11 @@ import Foundation
 import HubRedis
 import HubStore
 import HubTestSupport
-import Synchronization
 import Testing
 
 /// Redis crashes (SIGKILL) under the Redis-backed stores: every call ends promptly with a
 /// transient `StoreError`, and the stores recover by themselves once Redis is back.
 @Suite(.serialized) struct RedisStoreFaultTests {
-    /// What one call of the load loop did.
-    private struct Outcome {
-        var error: StoreError?
-        var unexpected: String?
-        var duration: Duration
-    }
-
-    /// Runs a blocking call (process start, kill, wait) on a thread of its own: the
-    /// cooperative pool has one thread per core, and blocking it stalls every other test.
-    private static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
-        }
-    }
-
     private static func connectedClient(_ server: RedisTestServer) async throws -> RedisClient {
         let client = RedisClient(configuration: server.configuration, loop: TestEnvironment.group.loops[0])
         client.start()
@@ -32,48 +16,29 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func keyValueCallsFailFastWhileRedisIsDownAndRecover() async throws {
-        let server = try await Self.blocking { try RedisTestServer.startPrivate() }
+        let server = try await TestEnvironment.offPool { try RedisTestServer.startPrivate() }
         defer { server.stop() }
         let client = try await Self.connectedClient(server)
         defer { client.close() }
         let kv = RedisKeyValueStore(client: client, namespace: TestEnvironment.namespace())
 
-        let stop = Atomic<Bool>(false)
-        let worker = Task { () -> [Outcome] in
-            var outcomes: [Outcome] = []
-            var n = 0
-            while !stop.load(ordering: .acquiring) {
-                n += 1
-                let started = ContinuousClock.now
-                var outcome = Outcome(duration: .zero)
-                do {
-                    try await kv.set("k\(n % 50)", [UInt8(n % 256), 0], ttl: .seconds(30))
-                    let value = try await kv.get("k\(n % 50)")
-                    if value != [UInt8(n % 256), 0] { outcome.unexpected = "read back \(String(describing: value))" }
-                } catch let error as StoreError {
-                    outcome.error = error
-                } catch {
-                    outcome.unexpected = "untyped error \(error)"
-                }
-                outcome.duration = ContinuousClock.now - started
-                outcomes.append(outcome)
-                if outcome.error != nil { try? await Task.sleep(for: .milliseconds(5)) }
-            }
-            return outcomes
+        let load = FaultLoad(backoff: .milliseconds(5)) { n in
+            try await kv.set("k\(n % 50)", [UInt8(n % 256), 0], ttl: .seconds(30))
+            let value = try await kv.get("k\(n % 50)")
+            return value == [UInt8(n % 256), 0] ? nil : "read back \(String(describing: value))"
         }
 
         try await Task.sleep(for: .milliseconds(200))
-        try await Self.blocking { server.kill() }
+        try await TestEnvironment.offPool { server.kill() }
         try await Task.sleep(for: .milliseconds(500))
-        try await Self.blocking { try server.launch() }
+        try await TestEnvironment.offPool { try server.launch() }
         // Back by itself: the worker's calls succeed again, and a fresh round trip works.
         let recovered = await eventually(timeout: .seconds(10)) {
             (try? await kv.set("probe", [1], ttl: nil)) != nil
         }
         #expect(recovered)
         try await Task.sleep(for: .milliseconds(100))
-        stop.store(true, ordering: .releasing)
-        let outcomes = await worker.value
+        let outcomes = await load.finish()
 
         let failures = outcomes.filter { $0.error != nil }
         #expect(outcomes.count > failures.count, "some calls succeeded")
@@ -91,7 +56,7 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func aSubscriptionReceivesAgainAfterRedisRestarts() async throws {
-        let server = try await Self.blocking { try RedisTestServer.startPrivate() }
+        let server = try await TestEnvironment.offPool { try RedisTestServer.startPrivate() }
         defer { server.stop() }
         let client = try await Self.connectedClient(server)
         defer { client.close() }
@@ -104,7 +69,7 @@ import Testing
         try await pubSub.publish("events", Array("before".utf8))
         #expect(await collector.wait(for: 1))
 
-        try await Self.blocking { server.kill() }
+        try await TestEnvironment.offPool { server.kill() }
         let started = ContinuousClock.now
         do {
             try await pubSub.publish("events", Array("lost".utf8))
@@ -114,7 +79,7 @@ import Testing
         }
         #expect(ContinuousClock.now - started < .seconds(1))
 
-        try await Self.blocking { try server.launch() }
+        try await TestEnvironment.offPool { try server.launch() }
         // Publish until one arrives: the subscriber reconnects and resubscribes on its own.
         let back = await eventually(timeout: .seconds(10)) {
             _ = try? await pubSub.publish("events", Array("after".utf8))
