@@ -79,4 +79,67 @@ final class DataStoresTests: XCTestCase {
         try await stores.records.insertOrg(org)
         XCTAssertEqual(try postgres.psql("SELECT name FROM devicehub.orgs WHERE slug = 'acme'"), "Acme")
     }
+
+    /// A route that reads through the stores: with Redis killed it answers 503
+    /// `dependency_unavailable` with `Retry-After` at once (no hang), with an oversized key 400
+    /// `invalid_argument`, and after Redis returns 200 again, by itself.
+    func testStoreFailuresBecomeProblemResponses() async throws {
+        let redis = try RedisTestServer.startPrivate()
+        defer { redis.stop() }
+        let postgres = try PostgresTestServer.start()
+        defer { postgres.stop() }
+        final class Box: @unchecked Sendable { var stores: Stores? }
+        let box = Box()
+        let (server, _) = try startTestServer({
+            $0.redisURL = redis.url
+            $0.postgresURL = postgres.url
+        }) { app in
+            app.route(.get, "/kv/:key") { ctx, responder in
+                let key = ctx.params["key"] ?? ""
+                let loop = ctx.loop
+                Task {
+                    do {
+                        let value = try await box.stores!.keyValue.get(key)
+                        loop.execute { responder.send(value.map { .text(String(decoding: $0, as: UTF8.self)) } ?? ctx.problem(404, "not_found")) }
+                    } catch let error as StoreError {
+                        loop.execute { responder.send(ctx.problem(error)) }
+                    } catch {
+                        loop.execute { responder.send(ctx.problem(500, "internal_error")) }
+                    }
+                }
+            }
+        }
+        defer { server.drain(gracePeriod: 1) }
+        box.stores = server.stores
+        let deadline = Date().addingTimeInterval(15)
+        while !server.readiness.snapshot().allSatisfy(\.ready), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        try await box.stores!.keyValue.set("greeting", Array("hello".utf8), ttl: nil)
+        let port = server.httpPort
+
+        XCTAssertEqual(try TestClient(port: port).request("GET", "/kv/greeting").text, "hello")
+        let long = try TestClient(port: port).request("GET", "/kv/" + String(repeating: "k", count: StoreLimits.maxKeyBytes + 1))
+        XCTAssertEqual(long.status, 400)
+        XCTAssertEqual(long.json?["code"] as? String, "invalid_argument")
+
+        redis.kill()
+        let started = Date()
+        let down = try TestClient(port: port).request("GET", "/kv/greeting")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0, "a request must fail fast while Redis is down")
+        XCTAssertEqual(down.status, 503)
+        XCTAssertEqual(down.json?["code"] as? String, "dependency_unavailable")
+        XCTAssertEqual(down.header("Retry-After"), "1")
+        XCTAssertEqual(down.header("Content-Type"), "application/problem+json")
+        XCTAssertNotNil(down.json?["request_id"] as? String)
+        XCTAssertFalse(down.text.contains("redis:"), "the backend's own message stays in the log: \(down.text)")
+
+        try redis.launch()
+        var back = 0
+        let until = Date().addingTimeInterval(10)
+        while back != 404, Date() < until {
+            // The restarted Redis is empty: 404 is the answer of a working store.
+            back = try TestClient(port: port).request("GET", "/kv/greeting").status
+            if back != 404 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        XCTAssertEqual(back, 404, "the hub must serve again once Redis is back")
+    }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import HubHTTP
+import HubServer
+import HubStore
 import HubWebSocket
 import XCTest
 
@@ -17,6 +19,13 @@ final class ProtocolDocumentTests: XCTestCase {
             XCTAssertTrue(doc.contains("| `\(code)` | \(status) |"), "protocol/errors.md lacks `\(code)` with status \(status)")
         }
         XCTAssertTrue(doc.contains("| `request_timeout` | 408 |"))
+    }
+
+    func testEveryStoreErrorCodeIsDocumented() throws {
+        let doc = try read("protocol/errors.md")
+        for (code, status) in StoreError.catalogue {
+            XCTAssertTrue(doc.contains("| `\(code)` | \(status) |"), "protocol/errors.md lacks `\(code)` with status \(status)")
+        }
     }
 
     func testEveryHandshakeRejectionCodeIsDocumented() throws {
