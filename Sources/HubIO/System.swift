@@ -64,6 +64,14 @@ public func unixSeconds() -> Int {
     return Int(ts.tv_sec)
 }
 
+/// Wall clock, milliseconds since the epoch (lease deadlines and expiries shared across nodes).
+@inline(__always)
+public func unixMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) &* 1000 &+ Int64(ts.tv_nsec / 1_000_000)
+}
+
 /// Raises the soft file-descriptor limit to the hard limit; returns (soft, hard).
 public func raiseFileDescriptorLimit() -> (soft: UInt64, hard: UInt64) {
     var soft: UInt64 = 0

@@ -34,7 +34,7 @@ public final class EmbeddedStreamStore: StreamStore {
 
     public func read(_ stream: String, after since: UInt64, limit: Int) async throws(StoreError) -> StreamRead {
         try StoreLimits.check(key: stream)
-        let limit = HotStateChecks.clampBatch(limit)
+        let limit = StoreLimits.clampBatch(limit)
         let now = ContinuousClock.now
         return table.withLock { table in
             guard let log = table.live(stream, now: now)?.value else {

@@ -1,3 +1,5 @@
+import HubIO
+
 /// What every store operation throws, whatever the backend.
 ///
 /// The cases are the distinctions a caller acts on: `unavailable` and `timeout` become 503 with
@@ -54,6 +56,10 @@ public enum StoreLimits {
         if n == 0 || n > maxKeyBytes { throw .invalidArgument("key length \(n) outside 1...\(maxKeyBytes)") }
     }
 
+    /// A page or batch size clamped to 1...`maxBatch` (reads that take a `limit`).
+    @inlinable
+    public static func clampBatch(_ limit: Int) -> Int { min(max(limit, 1), maxBatch) }
+
     /// Throws `invalidArgument` when `value` is over `maxValueBytes`.
     @inlinable
     public static func check(value: [UInt8]) throws(StoreError) {
@@ -68,23 +74,19 @@ public typealias StoreMillis = Int64
 
 extension StoreMillis {
     /// The current wall-clock time in milliseconds.
-    public static func now() -> StoreMillis {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return StoreMillis(ts.tv_sec) * 1000 + StoreMillis(ts.tv_nsec / 1_000_000)
-    }
+    public static func now() -> StoreMillis { unixMilliseconds() }
 }
 
 extension Duration {
     /// Whole milliseconds, rounded down (TTLs and timeouts are kept to the millisecond).
+    /// Saturates at the ends of `Int64` instead of trapping, so a caller's absurd duration
+    /// reaches the range checks (and becomes `invalidArgument`) rather than crashing the hub.
     public var storeMillis: StoreMillis {
         let (s, atto) = components
-        return s * 1000 + atto / 1_000_000_000_000_000
+        let (ms, overflow) = s.multipliedReportingOverflow(by: 1000)
+        if overflow { return s < 0 ? .min : .max }
+        let (total, sumOverflow) = ms.addingReportingOverflow(atto / 1_000_000_000_000_000)
+        return sumOverflow ? (s < 0 ? .min : .max) : total
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

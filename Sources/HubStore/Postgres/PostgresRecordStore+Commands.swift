@@ -22,12 +22,12 @@ extension PostgresRecordStore {
 
     public func commands(sessionID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord] {
         try await many(.commands, where: "session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                       [.uuid(sessionID), .int(afterSeq), .int(Int64(RecordValidation.limit(limit)))], RecordDecoding.command)
+                       [.uuid(sessionID), .int(afterSeq), .int(Int64(StoreLimits.clampBatch(limit)))], RecordDecoding.command)
     }
 
     public func unfinishedCommands(afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord] {
         try await many(.commands, where: "state IN ('queued', 'claimed') AND seq > $1 ORDER BY seq LIMIT $2",
-                       [.int(afterSeq), .int(Int64(RecordValidation.limit(limit)))], RecordDecoding.command)
+                       [.int(afterSeq), .int(Int64(StoreLimits.clampBatch(limit)))], RecordDecoding.command)
     }
 
     /// The conditional update and the event in one transaction: the event is written only when
@@ -79,7 +79,7 @@ extension PostgresRecordStore {
 
     public func logLines(commandID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [ExecutionLogLine] {
         try await many(.logs, where: "command_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                       [.uuid(commandID), .int(afterSeq), .int(Int64(RecordValidation.limit(limit)))], RecordDecoding.logLine)
+                       [.uuid(commandID), .int(afterSeq), .int(Int64(StoreLimits.clampBatch(limit)))], RecordDecoding.logLine)
     }
 }
 

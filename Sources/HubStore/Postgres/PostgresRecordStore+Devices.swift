@@ -17,7 +17,7 @@ extension PostgresRecordStore {
     /// Names compare byte-wise (`COLLATE "C"`), as SQLite compares them, so both backends page
     /// in the same order whatever the database's default collation.
     public func devices(orgID: UUID, after: (name: String, id: UUID)?, limit: Int) async throws(StoreError) -> [Device] {
-        let n = Int64(RecordValidation.limit(limit))
+        let n = Int64(StoreLimits.clampBatch(limit))
         guard let after else {
             return try await many(.devices, where: "org_id = $1 ORDER BY name COLLATE \"C\", id LIMIT $2", [.uuid(orgID), .int(n)], RecordDecoding.device)
         }
@@ -77,7 +77,7 @@ extension PostgresRecordStore {
     }
 
     public func sessions(orgID: UUID, states: Set<SessionState>?, limit: Int) async throws(StoreError) -> [DiagnosticSession] {
-        let n = Int64(RecordValidation.limit(limit))
+        let n = Int64(StoreLimits.clampBatch(limit))
         guard let states else {
             return try await many(.sessions, where: "org_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2", [.uuid(orgID), .int(n)], RecordDecoding.session)
         }

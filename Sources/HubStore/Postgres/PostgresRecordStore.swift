@@ -82,7 +82,7 @@ public final class PostgresRecordStore: RecordStore {
         var params: [PostgresValue?] = []
         if let orgID { params.append(.uuid(orgID)); conditions.append("org_id = $\(params.count)") }
         if let beforeID { params.append(.int(beforeID)); conditions.append("id < $\(params.count)") }
-        params.append(.int(Int64(RecordValidation.limit(limit))))
+        params.append(.int(Int64(StoreLimits.clampBatch(limit))))
         let filter = conditions.isEmpty ? "true" : conditions.joined(separator: " AND ")
         return try await many(.audit, where: "\(filter) ORDER BY id DESC LIMIT $\(params.count)", params, RecordDecoding.audit)
     }

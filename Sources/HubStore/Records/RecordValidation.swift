@@ -172,8 +172,6 @@ enum RecordValidation {
         return a
     }
 
-    /// The page size both backends use: `limit` clamped to 1...`StoreLimits.maxBatch`.
-    static func limit(_ limit: Int) -> Int { min(max(limit, 1), StoreLimits.maxBatch) }
 
     /// True for a string `org(slug:)` can find at all (anything else is simply not there).
     static func isSlug(_ s: String) -> Bool {

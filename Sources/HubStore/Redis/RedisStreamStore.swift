@@ -81,7 +81,7 @@ public final class RedisStreamStore: StreamStore {
 
     public func read(_ stream: String, after since: UInt64, limit: Int) async throws(StoreError) -> StreamRead {
         try StoreLimits.check(key: stream)
-        let limit = HotStateChecks.clampBatch(limit)
+        let limit = StoreLimits.clampBatch(limit)
         let reply = try await client.storeEval(Self.readScript, keys: [key(stream)],
                                                args: [RedisArgument(String(since)), RedisArgument(limit)])
         guard case .array(let parts) = reply, parts.count == 3, case .integer(let latest) = parts[0], latest >= 0,

@@ -29,12 +29,12 @@ extension SQLiteRecordStore {
 
     public func commands(sessionID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord] {
         try await many(.commands, where: "session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                       [.uuid(sessionID), .integer(afterSeq), .integer(Int64(RecordValidation.limit(limit)))], RecordDecoding.command)
+                       [.uuid(sessionID), .integer(afterSeq), .integer(Int64(StoreLimits.clampBatch(limit)))], RecordDecoding.command)
     }
 
     public func unfinishedCommands(afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord] {
         try await many(.commands, where: "state IN ('queued', 'claimed') AND seq > ?1 ORDER BY seq LIMIT ?2",
-                       [.integer(afterSeq), .integer(Int64(RecordValidation.limit(limit)))], RecordDecoding.command)
+                       [.integer(afterSeq), .integer(Int64(StoreLimits.clampBatch(limit)))], RecordDecoding.command)
     }
 
     public func updateCommand(id: UUID, expected: Set<CommandState>?, change: CommandChange, event: CommandEvent?) async throws(StoreError) -> RecordUpdate<CommandRecord> {
@@ -76,6 +76,6 @@ extension SQLiteRecordStore {
 
     public func logLines(commandID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [ExecutionLogLine] {
         try await many(.logs, where: "command_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                       [.uuid(commandID), .integer(afterSeq), .integer(Int64(RecordValidation.limit(limit)))], RecordDecoding.logLine)
+                       [.uuid(commandID), .integer(afterSeq), .integer(Int64(StoreLimits.clampBatch(limit)))], RecordDecoding.logLine)
     }
 }

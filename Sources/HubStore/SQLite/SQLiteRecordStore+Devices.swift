@@ -16,7 +16,7 @@ extension SQLiteRecordStore {
     }
 
     public func devices(orgID: UUID, after: (name: String, id: UUID)?, limit: Int) async throws(StoreError) -> [Device] {
-        let n = Int64(RecordValidation.limit(limit))
+        let n = Int64(StoreLimits.clampBatch(limit))
         guard let after else {
             return try await many(.devices, where: "org_id = ?1 ORDER BY name, id LIMIT ?2", [.uuid(orgID), .integer(n)], RecordDecoding.device)
         }
@@ -75,7 +75,7 @@ extension SQLiteRecordStore {
     }
 
     public func sessions(orgID: UUID, states: Set<SessionState>?, limit: Int) async throws(StoreError) -> [DiagnosticSession] {
-        let n = Int64(RecordValidation.limit(limit))
+        let n = Int64(StoreLimits.clampBatch(limit))
         guard let states else {
             return try await many(.sessions, where: "org_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2", [.uuid(orgID), .integer(n)], RecordDecoding.session)
         }

@@ -82,7 +82,7 @@ public final class SQLiteRecordStore: RecordStore {
         var params: [SQLiteValue?] = []
         if let orgID { params.append(.uuid(orgID)); conditions.append("org_id = ?\(params.count)") }
         if let beforeID { params.append(.integer(beforeID)); conditions.append("id < ?\(params.count)") }
-        params.append(.integer(Int64(RecordValidation.limit(limit))))
+        params.append(.integer(Int64(StoreLimits.clampBatch(limit))))
         let filter = conditions.isEmpty ? "1" : conditions.joined(separator: " AND ")
         return try await many(.audit, where: "\(filter) ORDER BY id DESC LIMIT ?\(params.count)", params, RecordDecoding.audit)
     }

@@ -8,11 +8,6 @@ enum HotStateChecks {
     /// `ttl` in whole milliseconds; `invalidArgument` unless it is within 1 ms...10 years
     /// (Redis refuses `PX 0`, and a zero TTL would be a delete in disguise).
     static func milliseconds(_ ttl: Duration, _ what: String = "ttl") throws(StoreError) -> Int64 {
-        let (seconds, _) = ttl.components
-        // Checked before `storeMillis`, whose `seconds * 1000` would trap on a huge duration.
-        guard seconds >= 0, seconds <= maxTTLMilliseconds / 1000 else {
-            throw .invalidArgument("\(what) \(ttl) outside 1 ms...\(maxTTLMilliseconds / 1000) s")
-        }
         let ms = ttl.storeMillis
         guard ms >= 1, ms <= maxTTLMilliseconds else {
             throw .invalidArgument("\(what) \(ttl) outside 1 ms...\(maxTTLMilliseconds / 1000) s")
@@ -30,7 +25,4 @@ enum HotStateChecks {
 
     /// `maxLength` clamped to 1...`StoreLimits.maxStreamLength`.
     static func clampStreamLength(_ maxLength: Int) -> Int { min(max(maxLength, 1), StoreLimits.maxStreamLength) }
-
-    /// `limit` clamped to 1...`StoreLimits.maxBatch`.
-    static func clampBatch(_ limit: Int) -> Int { min(max(limit, 1), StoreLimits.maxBatch) }
 }

@@ -6,37 +6,31 @@ import Testing
 // The hot-state stores of each backend, fresh for one test: embedded ones constructed
 // directly, Redis ones on the shared test Redis in a namespace of their own.
 
-func withKeyValue<T>(_ backend: Backend, _ body: (any KeyValueStore) async throws -> T) async throws -> T {
+/// One hot-state store of `backend`: `embedded()` built directly, or `redis(client,
+/// namespace)` on the shared test Redis in a namespace of its own.
+private func withHotStore<S, T>(_ backend: Backend, embedded: () -> S, redis: (RedisClient, RedisNamespace) -> S,
+                                _ body: (S) async throws -> T) async throws -> T {
     switch backend {
     case .embedded:
-        return try await body(EmbeddedKeyValueStore())
+        return try await body(embedded())
     case .redisPostgres:
-        return try await TestEnvironment.withRedis { client, _, namespace in
-            try await body(RedisKeyValueStore(client: client, namespace: namespace))
-        }
+        return try await TestEnvironment.withRedis { client, _, namespace in try await body(redis(client, namespace)) }
     }
+}
+
+func withKeyValue<T>(_ backend: Backend, _ body: (any KeyValueStore) async throws -> T) async throws -> T {
+    try await withHotStore(backend, embedded: { EmbeddedKeyValueStore() as any KeyValueStore },
+                           redis: { RedisKeyValueStore(client: $0, namespace: $1) }, body)
 }
 
 func withCounters<T>(_ backend: Backend, _ body: (any CounterStore) async throws -> T) async throws -> T {
-    switch backend {
-    case .embedded:
-        return try await body(EmbeddedCounterStore())
-    case .redisPostgres:
-        return try await TestEnvironment.withRedis { client, _, namespace in
-            try await body(RedisCounterStore(client: client, namespace: namespace))
-        }
-    }
+    try await withHotStore(backend, embedded: { EmbeddedCounterStore() as any CounterStore },
+                           redis: { RedisCounterStore(client: $0, namespace: $1) }, body)
 }
 
 func withStreams<T>(_ backend: Backend, _ body: (any StreamStore) async throws -> T) async throws -> T {
-    switch backend {
-    case .embedded:
-        return try await body(EmbeddedStreamStore())
-    case .redisPostgres:
-        return try await TestEnvironment.withRedis { client, _, namespace in
-            try await body(RedisStreamStore(client: client, namespace: namespace))
-        }
-    }
+    try await withHotStore(backend, embedded: { EmbeddedStreamStore() as any StreamStore },
+                           redis: { RedisStreamStore(client: $0, namespace: $1) }, body)
 }
 
 /// The Redis store's subscriber runs on the second loop, the command client on the first.
