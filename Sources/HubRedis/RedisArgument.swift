@@ -117,9 +117,14 @@ final class RESPCommandBuffer {
     deinit { bytes.deallocate() }
 
     /// Encodes `args` and calls `body(command, length)`; the pointer is valid only inside.
+    ///
+    /// The command is followed by a NUL byte (not counted in `length`), as hiredis's own
+    /// formatter leaves it: `__redisAsyncCommand` scans the command with `strchr` to find the
+    /// arguments of `SUBSCRIBE` and friends, and in a reused buffer it would otherwise run on
+    /// into an earlier, longer command's bytes (hiredis then asserts, or registers garbage).
     func withEncoded<R>(_ args: [RedisArgument], _ body: (UnsafePointer<CChar>, Int) -> R) -> R {
-        // Upper bound: per argument `$`, up to 20 digits, two CRLFs; plus the `*N` header.
-        var bound = 24
+        // Upper bound: per argument `$`, up to 20 digits, two CRLFs; the `*N` header; the NUL.
+        var bound = 25
         for arg in args { bound += arg.count + 25 }
         var target = bytes
         var oversized: UnsafeMutableRawPointer?
@@ -144,6 +149,7 @@ final class RESPCommandBuffer {
             target.storeBytes(of: 0x0a0d as UInt16, toByteOffset: offset, as: UInt16.self)  // "\r\n"
             offset += 2
         }
+        target.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self)
         return body(UnsafePointer(target.assumingMemoryBound(to: CChar.self)), offset)
     }
 

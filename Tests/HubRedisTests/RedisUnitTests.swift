@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import HubRedis
 
@@ -160,5 +161,16 @@ final class RESPCommandBufferTests: XCTestCase {
         let many = (0..<12).map { RedisArgument("a\($0)") }
         XCTAssertEqual(encode(many, with: buffer), expected((0..<12).map { Array("a\($0)".utf8) }))
         XCTAssertEqual(encode(["GET", ""], with: buffer), Array("*2\r\n$3\r\nGET\r\n$0\r\n\r\n".utf8))
+    }
+
+    /// hiredis scans SUBSCRIBE commands with strchr: a short command encoded after a long one
+    /// in the same buffer must end in NUL, not in the long command's leftover bytes.
+    func testCommandIsNULTerminatedAfterALongerOne() {
+        let buffer = RESPCommandBuffer()
+        _ = encode(["SUBSCRIBE", RedisArgument(String(repeating: "$channel\r\n", count: 200))], with: buffer)
+        buffer.withEncoded(["SUBSCRIBE", "a"]) { pointer, length in
+            XCTAssertEqual(UInt8(bitPattern: pointer[length]), 0)
+            XCTAssertEqual(strlen(pointer), length)
+        }
     }
 }
