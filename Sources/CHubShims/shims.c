@@ -146,3 +146,8 @@ int hub_z_deflateInit2(void *strm, int level, int method, int windowBits, int me
 }
 
 int hub_z_inflateInit2(void *strm, int windowBits) { return inflateInit2((z_stream *)strm, windowBits); }
+
+// A C thread-local is one TLS-relative load; Swift has no equivalent without pthread_getspecific.
+static __thread void *hub_loop_of_thread = NULL;
+void hub_set_current_loop(void *loop) { hub_loop_of_thread = loop; }
+void *hub_current_loop(void) { return hub_loop_of_thread; }

@@ -27,6 +27,9 @@ public struct Problem: Error, Codable, Equatable, Hashable, Sendable, CustomStri
     public var instance: String?
     /// Correlates the response with server logs.
     public var requestID: String?
+    /// Sent as `Retry-After` (seconds) by the server edge, not in the body: rate limits, full
+    /// queues, dependencies that are briefly away.
+    public var retryAfterSeconds: Int?
 
     /// Media type to send in `Content-Type`.
     public static let contentType = "application/problem+json"
@@ -48,6 +51,7 @@ public struct Problem: Error, Codable, Equatable, Hashable, Sendable, CustomStri
         self.detail = detail
         self.instance = nil
         self.requestID = nil
+        self.retryAfterSeconds = nil
     }
 
     /// The response to a request the parser rejected: same status, code and detail.

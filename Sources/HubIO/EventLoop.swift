@@ -51,6 +51,10 @@ public final class EventLoop: @unchecked Sendable {
     private let taskLock = NSLock()
     private var tasks: [() -> Void] = []
     private var runningTasks: [() -> Void] = []
+    /// Swift concurrency jobs (this loop is their executor): kept apart from `tasks` so that
+    /// resuming a task costs no closure allocation.
+    private var jobs: [UnownedJob] = []
+    private var runningJobs: [UnownedJob] = []
     private let wakePending = Atomic<Bool>(false)
     private var timers = TimerHeap()
 
@@ -157,11 +161,33 @@ public final class EventLoop: @unchecked Sendable {
         return handle
     }
 
+    /// Queues a Swift concurrency job (the executor's `enqueue`). Safe from any thread; from the
+    /// loop itself it is an append, with no wake-up.
+    func enqueueJob(_ job: UnownedJob) {
+        taskLock.lock()
+        jobs.append(job)
+        taskLock.unlock()
+        if !inLoop && !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeFD, &one, 8)
+        }
+    }
+
+    /// The loop whose thread this is, or nil off the loops. One thread-local load.
+    public static var current: EventLoop? {
+        guard let raw = hub_current_loop() else { return nil }
+        return Unmanaged<EventLoop>.fromOpaque(raw).takeUnretainedValue()
+    }
+
     // MARK: running
 
     /// Runs until `stop()`; call on the thread that is to own the loop.
     public func run() {
         threadID = pthread_self()
+        // Unretained: the loop outlives its thread's run (the group joins the thread before
+        // the loop can be released).
+        hub_set_current_loop(Unmanaged.passUnretained(self).toOpaque())
+        defer { hub_set_current_loop(nil) }
         let maxEvents = 512
         let events = UnsafeMutablePointer<hub_epoll_event>.allocate(capacity: maxEvents)
         defer { events.deallocate() }
@@ -211,7 +237,7 @@ public final class EventLoop: @unchecked Sendable {
     private func waitTimeoutMilliseconds() -> Int32 {
         if !flushList.isEmpty || !closeList.isEmpty { return 0 }
         taskLock.lock()
-        let hasTasks = !tasks.isEmpty
+        let hasTasks = !tasks.isEmpty || !jobs.isEmpty
         taskLock.unlock()
         if hasTasks { return 0 }
         let current = monotonicNanoseconds()
@@ -221,14 +247,23 @@ public final class EventLoop: @unchecked Sendable {
         return Int32(min((until - current + 999_999) / 1_000_000, 60_000))
     }
 
+    /// Runs queued closures and concurrency jobs until both queues are empty (what they
+    /// enqueue runs in this iteration too, so an `await` that completes on the loop resumes
+    /// without waiting for the next `epoll_wait`).
     private func runTasks() {
         while true {
             taskLock.lock()
-            if tasks.isEmpty { taskLock.unlock(); return }
+            if tasks.isEmpty && jobs.isEmpty { taskLock.unlock(); return }
             swap(&tasks, &runningTasks)
+            swap(&jobs, &runningJobs)
             taskLock.unlock()
             for task in runningTasks { task() }
             runningTasks.removeAll(keepingCapacity: true)
+            if !runningJobs.isEmpty {
+                let serial = asUnownedSerialExecutor(), task = asUnownedTaskExecutor()
+                for job in runningJobs { job.runSynchronously(isolatedTo: serial, taskExecutor: task) }
+                runningJobs.removeAll(keepingCapacity: true)
+            }
         }
     }
 

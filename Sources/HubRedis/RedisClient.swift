@@ -2,26 +2,36 @@ import HubIO
 import HubTelemetry
 import Logging
 
-/// A Redis connection that lives on one `EventLoop`, over hiredis's async API.
+/// Redis connections on the hub's event loops, over hiredis's async API: one connection per
+/// loop it is given (shared nothing).
 ///
-/// Every hiredis call and every completion runs on that loop's thread; `send` may be called
-/// from anywhere (off the loop it hops on with `loop.execute`). Commands sent in the same loop
-/// iteration leave in one `write`, so a burst of sends pipelines by itself, with no batching
-/// API. Replies come back in order.
+/// A command sent from one of those loops goes out on that loop's own connection and its reply
+/// is handled on the same thread, so a request handler running on loop *n* talks to Redis
+/// without any thread hop. A command sent from anywhere else uses the first loop's connection
+/// (hopping on with `loop.execute`). Commands sent in the same loop iteration leave in one
+/// `write`, so a burst of sends pipelines by itself, with no batching API. Replies come back in
+/// order per connection.
 ///
-/// The client reconnects by itself, with exponential backoff and jitter. While it has no
+/// Each connection reconnects by itself, with exponential backoff and jitter. While it has no
 /// connection, `send` fails at once with `.notConnected` (nothing is queued): callers that
 /// need the command retry, `isConnected` feeds `/readyz`. Every command has a timeout (the
-/// configuration's default unless given), enforced by one coarse sweep per client.
+/// configuration's default unless given), enforced by one coarse sweep per connection.
 ///
-///     let redis = RedisClient(configuration: try RedisConfiguration(url: url), loop: loop)
+///     let redis = RedisClient(configuration: try RedisConfiguration(url: url), loops: group.loops)
 ///     redis.start()
 ///     try await redis.set("device:42:seen", "1", ex: .seconds(60))
 public final class RedisClient: @unchecked Sendable {
-    /// The loop every callback runs on.
-    public let loop: EventLoop
+    // @unchecked: `cores` and `coreByLoop` are set in init and never change; each core is used
+    // only on its own loop's thread (see `send`), and `isReady` is atomic.
+
+    /// The first loop: where commands from other threads go.
+    public var loop: EventLoop { cores[0].loop }
     public let configuration: RedisConfiguration
-    let core: RedisConnectionCore
+    /// One connection per loop, in the order the loops were given.
+    let cores: [RedisConnectionCore]
+    /// Index into `cores` by `EventLoop.index` (-1: no connection on that loop).
+    private let coreByLoop: [Int]
+    var core: RedisConnectionCore { cores[0] }
 
     /// Counters that show how commands were batched into socket writes.
     public struct Statistics: Sendable {
@@ -34,20 +44,29 @@ public final class RedisClient: @unchecked Sendable {
         public var readEvents: Int
     }
 
-    /// A client that is not yet connected; call `start()`. `registry`, when given, receives the
-    /// client's metrics labelled with `configuration.name`.
-    public init(configuration: RedisConfiguration, loop: EventLoop, registry: MetricsRegistry? = nil,
+    /// A client with one connection per loop in `loops`, not yet connected; call `start()`.
+    /// `registry`, when given, receives the client's metrics labelled with `configuration.name`
+    /// (sharded by loop, so each connection counts into its own loop's shard).
+    public init(configuration: RedisConfiguration, loops: [EventLoop], registry: MetricsRegistry? = nil,
                 logger: Logger = Logger(label: "devicehub.redis")) {
-        self.loop = loop
+        precondition(!loops.isEmpty, "a Redis client needs at least one loop")
         self.configuration = configuration
-        core = RedisConnectionCore(configuration: configuration, loop: loop, registry: registry, logger: logger)
+        cores = loops.map { RedisConnectionCore(configuration: configuration, loop: $0, registry: registry, logger: logger) }
+        var byLoop = [Int](repeating: -1, count: (loops.map(\.index).max() ?? 0) + 1)
+        for (i, l) in loops.enumerated() where byLoop[l.index] < 0 { byLoop[l.index] = i }
+        coreByLoop = byLoop
+    }
+
+    /// A client with a single connection on `loop`.
+    public convenience init(configuration: RedisConfiguration, loop: EventLoop, registry: MetricsRegistry? = nil,
+                            logger: Logger = Logger(label: "devicehub.redis")) {
+        self.init(configuration: configuration, loops: [loop], registry: registry, logger: logger)
     }
 
     deinit {
         // hiredis and the connection are loop-thread only, and the last reference may be dropped
         // anywhere: close on the loop, which keeps the core alive until then.
-        let core = self.core
-        loop.execute { core.close() }
+        for core in cores { core.loop.execute { core.close() } }
     }
 
     /// Shorthand for `init(configuration: RedisConfiguration(url: url), ...)`.
@@ -55,40 +74,54 @@ public final class RedisClient: @unchecked Sendable {
         self.init(configuration: try RedisConfiguration(url: url), loop: loop, registry: registry)
     }
 
+    /// The connection a caller on this thread should use: its own loop's, else the first.
+    @inline(__always)
+    private func coreForCaller() -> (core: RedisConnectionCore, local: Bool) {
+        if let current = EventLoop.current, current.index < coreByLoop.count {
+            let i = coreByLoop[current.index]
+            if i >= 0, cores[i].loop === current { return (cores[i], true) }
+        }
+        return (cores[0], false)
+    }
+
     /// Starts connecting (and keeps reconnecting until `close()`). Any thread.
     public func start() {
-        onLoop { $0.core.start() }
+        forEachCore { $0.start() }
     }
 
     /// Closes the connection for good; outstanding commands fail with `.closed`. Any thread.
     public func close() {
-        onLoop { $0.core.close() }
+        forEachCore { $0.close() }
     }
 
     /// True while commands can be sent (connected, and `AUTH`/`SELECT`/`PING` answered). Any thread; it is
     /// the last known state, so a command may still fail with `.connectionLost`.
-    public var isConnected: Bool { core.isReady }
+    /// With several loops: true only when every loop's connection is ready.
+    public var isConnected: Bool { cores.allSatisfy(\.isReady) }
 
     /// Called on the loop each time the connection becomes ready (first connect and every
     /// reconnect) and each time a ready connection is lost. Set before `start()`.
+    /// With several loops, each connection reports its own changes, on its own loop.
     public func onConnectionChange(_ handler: @escaping (Bool) -> Void) {
-        onLoop { client in
-            client.core.onReady = { handler(true) }
-            client.core.onLost = { handler(false) }
+        forEachCore { core in
+            core.onReady = { handler(true) }
+            core.onLost = { handler(false) }
         }
     }
 
     // MARK: sending
 
-    /// Sends a command; `completion` runs on the client's loop exactly once: with the reply, or
-    /// with `.server` for an error reply, `.timeout`, `.connectionLost`, `.notConnected`...
+    /// Sends a command; `completion` runs exactly once, on the loop of the connection used (the
+    /// caller's own loop when it is one of the client's): with the reply, or with `.server` for
+    /// an error reply, `.timeout`, `.connectionLost`, `.notConnected`...
     /// `timeout: nil` uses `configuration.commandTimeout`. Any thread.
     public func send(_ args: [RedisArgument], timeout: Duration? = nil, completion: @escaping RedisCompletion) {
         let ns = timeout?.nanoseconds
-        if loop.inLoop {
+        let (core, local) = coreForCaller()
+        if local {
             core.send(args, timeout: ns, completion: completion)
         } else {
-            loop.execute { self.core.send(args, timeout: ns, completion: completion) }
+            core.loop.execute { core.send(args, timeout: ns, completion: completion) }
         }
     }
 
@@ -107,12 +140,16 @@ public final class RedisClient: @unchecked Sendable {
 
     /// Pipelining counters summed over every connection so far. Hops onto the loop.
     public func statistics() async -> Statistics {
-        await withCheckedContinuation { continuation in
-            onLoop { client in
-                let s = client.core.statistics
-                continuation.resume(returning: Statistics(commands: s.commands, writeEvents: s.writeEvents, readEvents: s.readEvents))
+        var total = Statistics(commands: 0, writeEvents: 0, readEvents: 0)
+        for core in cores {
+            let s = await withCheckedContinuation { continuation in
+                core.loop.execute { continuation.resume(returning: core.statistics) }
             }
+            total.commands += s.commands
+            total.writeEvents += s.writeEvents
+            total.readEvents += s.readEvents
         }
+        return total
     }
 
     /// Waits until the client is connected, polling the ready flag; false after `timeout`.
@@ -126,7 +163,9 @@ public final class RedisClient: @unchecked Sendable {
         return true
     }
 
-    private func onLoop(_ body: @escaping (RedisClient) -> Void) {
-        if loop.inLoop { body(self) } else { loop.execute { body(self) } }
+    private func forEachCore(_ body: @escaping (RedisConnectionCore) -> Void) {
+        for core in cores {
+            if core.loop.inLoop { body(core) } else { core.loop.execute { body(core) } }
+        }
     }
 }

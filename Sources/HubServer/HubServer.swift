@@ -23,6 +23,9 @@ public final class HubServer: @unchecked Sendable {
     private var listeners: [Listener] = []
     private let started = Atomic<Bool>(false)
     let dataStores: DataStores
+    /// Background work with a lifecycle, started in order by `start()` and stopped in reverse
+    /// by `drain()`: the data stores first, then what builds on them.
+    public let services: ServiceGroup
     /// The data layer the domain uses (embedded or Redis + PostgreSQL), once `start` has run.
     public var stores: Stores? { dataStores.stores }
     /// The bound ports, known after `start()`.
@@ -37,7 +40,9 @@ public final class HubServer: @unchecked Sendable {
         group = try EventLoopGroup(count: config.loops, pinCPUs: config.pinCPUs, registry: registry)
         application = HTTPApplication(config: config, registry: registry, logger: logger, accessLogger: accessLogger ?? logger)
         application.prepareLoops(group.loops)
-        dataStores = DataStores(logger: logger)
+        services = ServiceGroup(logger: logger)
+        dataStores = DataStores(config: config, loops: group.loops, registry: registry, readiness: readiness, logger: logger)
+        services.add(dataStores)
         OperationsEndpoints.install(on: application, readiness: readiness)
         OperationsEndpoints.installProcessCollector(on: registry)
     }
@@ -53,10 +58,11 @@ public final class HubServer: @unchecked Sendable {
         let tls = try config.tlsEnabled ? TLSContext.server(certificateChainFile: config.tlsCertificateFile!, privateKeyFile: config.tlsPrivateKeyFile!) : nil
         group.start()
         do {
-            try dataStores.start(config: config, loops: group.loops, server: self)
+            try blockingWait { [services] in try await services.startAll() }
             httpPort = try bind(port: config.port, tls: nil)
             if let tls { httpsPort = try bind(port: config.tlsPort, tls: tls) }
         } catch {
+            try? blockingWait { [services] in await services.stopAll() }
             group.stopAndJoin()
             throw error
         }
@@ -114,23 +120,36 @@ public final class HubServer: @unchecked Sendable {
             usleep(20_000)
         }
         if !clean { logger.warning("grace period over; closing remaining connections", metadata: ["open": .stringConvertible(openConnections())]) }
-        closeDataStores()
+        stopServices()
         group.stopAndJoin()
         logger.info("stopped")
         return clean
     }
 
-    /// Closes Redis, PostgreSQL and SQLite while the loops still run (the clients close on
-    /// them): PostgreSQL sees orderly disconnects and SQLite checkpoints its WAL. Bounded: a
-    /// dependency that does not answer costs at most 2 s of the shutdown.
-    private func closeDataStores() {
+    /// Stops the services in reverse start order while the loops still run (the clients close
+    /// on them): PostgreSQL sees orderly disconnects and SQLite checkpoints its WAL. Bounded: a
+    /// service that does not stop costs at most 2 s of the shutdown.
+    private func stopServices() {
+        try? blockingWait(timeout: 2.5) { [services] in await services.stopAll(timeout: .seconds(2)) }
+    }
+
+    /// Runs async work from the control thread (start-up, shutdown: never a loop) and waits.
+    private func blockingWait(timeout: Double? = nil, _ body: @escaping @Sendable () async throws -> Void) throws {
+        precondition(EventLoop.current == nil, "blockingWait on an event loop would deadlock it")
+        let box = Mutex<Result<Void, Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
-        let stores = dataStores
         Task {
-            await stores.shutdown()
+            let r: Result<Void, Error>
+            do { try await body(); r = .success(()) } catch { r = .failure(error) }
+            box.withLock { $0 = r }
             done.signal()
         }
-        if done.wait(timeout: .now() + 2) == .timedOut { logger.warning("data stores did not close within 2 s") }
+        if let timeout {
+            if done.wait(timeout: .now() + timeout) == .timedOut { logger.warning("services did not stop in time"); return }
+        } else {
+            done.wait()
+        }
+        try box.withLock { $0! }.get()
     }
 
     /// Stops at once (second signal, tests).

@@ -62,3 +62,8 @@ long hub_ssl_ctx_set_accept_moving_write_buffer(SSL_CTX *ctx);
 // does not need <zlib.h> (shims.c includes it). Return values are zlib's (Z_OK, ...).
 int hub_z_deflateInit2(void *strm, int level, int method, int windowBits, int memLevel, int strategy);
 int hub_z_inflateInit2(void *strm, int windowBits);
+
+/// The event loop running on this thread (an unretained object pointer), or NULL. Set once by
+/// the loop's thread; read by code that must find "its" loop (per-loop clients) without a lookup.
+void hub_set_current_loop(void *loop);
+void *hub_current_loop(void);

@@ -4,17 +4,28 @@ import HubTelemetry
 import Logging
 import Synchronization
 
-/// A route handler: answer through the responder, now or later (from any thread).
+/// A low-level route handler: answer through the responder, now or later (from any thread).
+/// For the few routes that never wait (operations endpoints, upgrades to a socket that needs no
+/// credentials): no task is created for them.
 public typealias RouteHandler = (RequestContext, Responder) -> Void
+
+/// An application route handler. It runs in a task whose preferred executor is the
+/// connection's event loop, so everything after an `await` resumes on that loop. Thrown
+/// errors become problem+json in one place (`HTTPApplication.problemResponse`).
+public typealias AsyncRouteHandler = @Sendable (HTTPRequest, RequestContext) async throws -> Response
 
 /// One registered route: its pattern (the metrics label), handler and latency histogram.
 final class Route {
+    enum Handler {
+        case callback(RouteHandler)
+        case async(RouteGuard, AsyncRouteHandler)
+    }
     let pattern: String
     let index: Int
-    let handler: RouteHandler
+    let handler: Handler
     let duration: Histogram
 
-    init(pattern: String, index: Int, handler: @escaping RouteHandler, duration: Histogram) {
+    init(pattern: String, index: Int, handler: Handler, duration: Histogram) {
         self.pattern = pattern
         self.index = index
         self.handler = handler
@@ -38,6 +49,11 @@ public final class HTTPApplication: @unchecked Sendable {
     /// Per-loop state (date cache, id generator, metric caches), indexed by loop.
     var loopContexts: [LoopContext] = []
     let requestsInFlight: Gauge
+    /// Resolves credentials for guarded routes; set by the identity wiring before start.
+    /// Without one, every guarded route answers 401.
+    public var authenticator: (any RequestAuthenticator)?
+    /// The guard's rate-limit stage; nil: no request rate limits.
+    public var rateLimiter: (any RequestRateLimiter)?
 
     public init(config: ServerConfig, registry: MetricsRegistry, logger: Logger, accessLogger: Logger) {
         self.config = config
@@ -45,13 +61,23 @@ public final class HTTPApplication: @unchecked Sendable {
         self.logger = logger
         self.accessLogger = accessLogger
         requestsInFlight = registry.gauge("devicehub_http_requests_in_flight", help: "HTTP requests received and not yet answered.")
-        unmatched = Route(pattern: "unmatched", index: 0, handler: { _, _ in },
+        unmatched = Route(pattern: "unmatched", index: 0, handler: .callback({ _, _ in }),
                           duration: registry.histogram("devicehub_http_request_duration_seconds", help: "Time from a request's complete head to its response being queued.", labels: [("route", "unmatched")]))
         routes.append(unmatched)
     }
 
-    /// Adds a route; `pattern` segments starting with `:` are parameters.
+    /// Adds a low-level route; `pattern` segments starting with `:` are parameters.
     public func route(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping RouteHandler) {
+        add(method, pattern, .callback(handler))
+    }
+
+    /// Adds an application route: `guard` runs first (credentials → `ctx.principal`, API key
+    /// scope, rate limit), then `handler`, on the connection's loop.
+    public func route(_ method: HTTPMethod, _ pattern: String, guard: RouteGuard, _ handler: @escaping AsyncRouteHandler) {
+        add(method, pattern, .async(`guard`, handler))
+    }
+
+    private func add(_ method: HTTPMethod, _ pattern: String, _ handler: Route.Handler) {
         let entry: Route
         if let existing = routes.first(where: { $0.pattern == pattern }) {
             entry = Route(pattern: pattern, index: existing.index, handler: handler, duration: existing.duration)

@@ -97,15 +97,20 @@ final class HTTPConnection: ChannelHandler {
 
         switch app.router.match(request.method, path: request.path) {
         case .found(let route, let params, _):
-            let ctx = RequestContext(request: request, params: params, route: route, requestID: requestID, loop: loop, logger: app.logger, sequence: sequence)
+            let ctx = RequestContext(request: request, params: params, route: route, requestID: requestID, loop: loop, logger: app.logger,
+                                     sequence: sequence, peer: channel.peer)
             pending.append(ctx)
-            route.handler(ctx, Responder(connection: self, sequence: sequence, loop: loop))
+            let responder = Responder(connection: self, sequence: sequence, loop: loop)
+            switch route.handler {
+            case .callback(let handler): handler(ctx, responder)
+            case .async(let rule, let handler): app.runAsync(rule, handler, context: ctx, responder: responder)
+            }
         case .notFound:
-            let ctx = RequestContext(request: request, params: [:], route: app.unmatched, requestID: requestID, loop: loop, logger: app.logger, sequence: sequence)
+            let ctx = RequestContext(request: request, params: [:], route: app.unmatched, requestID: requestID, loop: loop, logger: app.logger, sequence: sequence, peer: channel.peer)
             pending.append(ctx)
             complete(sequence: sequence, response: ctx.problem(404, "not_found", "no route for \(ctx.request.path)"))
         case .methodNotAllowed(let allow):
-            let ctx = RequestContext(request: request, params: [:], route: app.unmatched, requestID: requestID, loop: loop, logger: app.logger, sequence: sequence)
+            let ctx = RequestContext(request: request, params: [:], route: app.unmatched, requestID: requestID, loop: loop, logger: app.logger, sequence: sequence, peer: channel.peer)
             pending.append(ctx)
             var r = ctx.problem(405, "method_not_allowed", "\(ctx.request.method.name) is not allowed on \(ctx.request.path)")
             r.headers.add(name: "Allow", value: allow.joined(separator: ", "))
@@ -123,7 +128,7 @@ final class HTTPConnection: ChannelHandler {
         let placeholder = HTTPRequest(method: .get, target: "", path: "", query: nil, version: HTTPVersion(major: 1, minor: 1),
                                       headers: HTTPHeaders(), body: [], keepAlive: false, isUpgrade: false)
         let ctx = RequestContext(request: placeholder, params: [:], route: app.unmatched, requestID: context.requestIDs.next(),
-                                 loop: channel.loop, logger: app.logger, sequence: sequence)
+                                 loop: channel.loop, logger: app.logger, sequence: sequence, peer: channel.peer)
         pending.append(ctx)
         var p = Problem(error)
         p.requestID = ctx.requestID

@@ -3,7 +3,12 @@ import HubIO
 import Logging
 
 /// Everything a route handler gets about one request.
-public final class RequestContext {
+///
+/// `@unchecked Sendable`: a context is created on its connection's loop and touched only
+/// there: callback handlers run on the loop, and async handlers run in a task whose preferred
+/// executor is that loop (nonisolated code after every `await` resumes on it). A handler that
+/// hands the context to another executor must not mutate it there.
+public final class RequestContext: @unchecked Sendable {
     public let request: HTTPRequest
     /// Path parameters by name (`:id` → `params["id"]`).
     public let params: [String: String]
@@ -13,6 +18,10 @@ public final class RequestContext {
     public let requestID: String
     /// The loop the request runs on; complete asynchronous work back on it.
     public let loop: EventLoop
+    /// Who is calling, set by the route's guard (`.anonymous` on unguarded routes).
+    public internal(set) var principal: Principal = .anonymous
+    /// The client's address as `ip:port` (the TCP peer; a proxy's address behind one).
+    public let peer: String
     private let baseLogger: Logger
 
     // In-flight bookkeeping of the connection, kept here so that a request costs one object
@@ -23,7 +32,8 @@ public final class RequestContext {
     let startedAt: UInt64
     var response: Response?
 
-    init(request: HTTPRequest, params: [String: String], route: Route, requestID: String, loop: EventLoop, logger: Logger, sequence: Int) {
+    init(request: HTTPRequest, params: [String: String], route: Route, requestID: String, loop: EventLoop, logger: Logger, sequence: Int, peer: String) {
+        self.peer = peer
         self.request = request
         self.params = params
         self.route = route.pattern
@@ -33,6 +43,22 @@ public final class RequestContext {
         self.baseLogger = logger
         self.sequence = sequence
         self.startedAt = loop.now
+    }
+
+    /// The client's IP address without the port (rate limits and audit per IP).
+    public var clientIP: String {
+        // `[::1]:443` or `127.0.0.1:5000`.
+        if peer.hasPrefix("["), let end = peer.firstIndex(of: "]") { return String(peer[peer.index(after: peer.startIndex)..<end]) }
+        if let colon = peer.lastIndex(of: ":") { return String(peer[..<colon]) }
+        return peer
+    }
+
+    /// The JSON body decoded, or a thrown problem (415 or 400): for async handlers.
+    public func json<T: Decodable>(_ type: T.Type) throws(Problem) -> T {
+        switch decodeJSON(type) {
+        case .success(let value): return value
+        case .failure(let problem): throw problem
+        }
     }
 
     /// A logger whose lines carry this request's id. Built on first use: most requests never log

@@ -5,6 +5,7 @@ import HubPostgres
 import HubRedis
 import HubSQLite
 import HubStore
+import HubTelemetry
 import Logging
 
 /// The hub's data layer as configured: Redis + PostgreSQL when both URLs are given, otherwise
@@ -14,7 +15,10 @@ import Logging
 /// Nothing here blocks start-up on a dependency: clients connect (and reconnect) by
 /// themselves, PostgreSQL migrations are retried in the background until they apply, and
 /// `/readyz` reports each dependency's state through a `ReadinessCheck`.
-final class DataStores: @unchecked Sendable {
+final class DataStores: HubService, @unchecked Sendable {
+    // @unchecked: the clients and `stores` are written once by `start()`, which the service
+    // group runs before any request can read them, and only read afterwards.
+    let name = "stores"
     private(set) var redis: RedisClient?
     private(set) var postgres: PostgresPool?
     private(set) var sqlite: SQLiteDatabase?
@@ -24,21 +28,35 @@ final class DataStores: @unchecked Sendable {
     private let logger: Logger
     private let migrated = MigrationState()
 
-    init(logger: Logger) { self.logger = logger }
+    private let config: ServerConfig
+    private let loops: [EventLoop]
+    private let registry: MetricsRegistry
+    private let readiness: Readiness
 
-    func start(config: ServerConfig, loops: [EventLoop], server: HubServer) throws {
+    init(config: ServerConfig, loops: [EventLoop], registry: MetricsRegistry, readiness: Readiness, logger: Logger) {
+        self.config = config
+        self.loops = loops
+        self.registry = registry
+        self.readiness = readiness
+        self.logger = logger
+    }
+
+    func start() async throws {
+        let config = self.config, loops = self.loops
         if let url = config.redisURL, let pgURL = config.postgresURL {
             let redisConfig: RedisConfiguration
             do { redisConfig = try RedisConfiguration(url: url) } catch { throw ConfigError(message: "--redis-url: \(error)") }
-            let client = RedisClient(configuration: redisConfig, loop: loops[0], registry: server.registry)
+            // One command connection per loop (shared nothing): a handler on loop n talks to
+            // Redis through loop n's connection, with no thread hop.
+            let client = RedisClient(configuration: redisConfig, loops: loops, registry: registry)
             client.start()
             redis = client
-            server.readiness.add(Check(name: "redis") { client.isConnected })
+            readiness.add(Check(name: "redis") { client.isConnected })
 
-            let pool = PostgresPool(configuration: PostgresPoolConfiguration(url: pgURL), loops: loops, metrics: server.registry)
+            let pool = PostgresPool(configuration: PostgresPoolConfiguration(url: pgURL), loops: loops, metrics: registry)
             postgres = pool
             let state = migrated
-            server.readiness.add(Check(name: "postgres") { pool.isHealthy && state.done })
+            readiness.add(Check(name: "postgres") { pool.isHealthy && state.done })
             migratePostgres(url: pgURL, loop: loops[0])
             // Pub/sub gets its own connection, on the last loop (away from loop 0's commands).
             let networked = NetworkedStores(redis: client, redisConfiguration: redisConfig, pubSubLoop: loops[loops.count - 1], postgres: pool)
@@ -49,28 +67,20 @@ final class DataStores: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let path = (dir as NSString).appendingPathComponent("devicehub.sqlite")
             let state = migrated
-            let log = logger
-            // Opening and migrating SQLite is local and quick; wait for it so that the hub never
-            // serves on a half-made schema.
-            let done = DispatchSemaphore(value: 0)
-            let box = ResultBox()
-            Task {
-                do {
-                    let db = try await SQLiteDatabase.open(path: path)
-                    let applied = try await MigrationRunner(migrations: try Migration.sqlite, driver: SQLiteMigrationDriver(database: db)).migrate()
-                    log.info("embedded store ready", metadata: ["path": .string(path), "migrations_applied": .stringConvertible(applied.count)])
-                    box.database = db
-                    state.done = true
-                } catch {
-                    box.error = error
-                }
-                done.signal()
+            // Opening and migrating SQLite is local and quick; the hub waits for it so that it
+            // never serves on a half-made schema.
+            let database: SQLiteDatabase
+            do {
+                database = try await SQLiteDatabase.open(path: path)
+                let applied = try await MigrationRunner(migrations: try Migration.sqlite, driver: SQLiteMigrationDriver(database: database)).migrate()
+                logger.info("embedded store ready", metadata: ["path": .string(path), "migrations_applied": .stringConvertible(applied.count)])
+                state.done = true
+            } catch {
+                throw ConfigError(message: "--data-dir: cannot open \(path): \(error)")
             }
-            done.wait()
-            if let error = box.error { throw ConfigError(message: "--data-dir: cannot open \(path): \(error)") }
-            sqlite = box.database
-            if let database = box.database { stores = Stores.embedded(database: database) }
-            server.readiness.add(Check(name: "embedded_store") { state.done })
+            sqlite = database
+            stores = Stores.embedded(database: database)
+            readiness.add(Check(name: "embedded_store") { state.done })
         }
     }
 
@@ -98,16 +108,11 @@ final class DataStores: @unchecked Sendable {
         }
     }
 
-    func shutdown() async {
+    func stop() async {
         networked?.close()
         redis?.close()
         await postgres?.shutdown()
         await sqlite?.close()
-    }
-
-    private final class ResultBox: @unchecked Sendable {
-        var database: SQLiteDatabase?
-        var error: Error?
     }
 }
 
