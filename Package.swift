@@ -85,6 +85,9 @@ let package = Package(
 
         .executableTarget(name: "ws-load", dependencies: ["HubIO", "HubWebSocket", "HubWebSocketIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/ws-load", swiftSettings: hotPath),
+        .executableTarget(name: "route-bench", dependencies: ["HubServer", "HubRedis", "HubIO", "HubHTTP", "HubTelemetry",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
+            path: "tools/route-bench", swiftSettings: hotPath),
         .executableTarget(name: "redis-bench", dependencies: ["HubRedis", "HubIO"], path: "tools/redis-bench", swiftSettings: hotPath),
 
         .executableTarget(name: "hubctl", dependencies: [

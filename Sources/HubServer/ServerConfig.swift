@@ -62,6 +62,35 @@ public struct ServerConfig: Sendable {
     /// One JSON line per request (method, path, status, bytes, duration, request id).
     public var accessLog = true
 
+    // MARK: identity
+
+    /// The Supabase project (`https://<ref>.supabase.co`): JWT issuer `<url>/auth/v1`, JWKS
+    /// fetched from `<url>/auth/v1/.well-known/jwks.json`.
+    public var supabaseURL: String?
+    /// A JWKS file used instead of fetching (re-read on the refresh interval).
+    public var supabaseJWKSFile: String?
+    /// HS256 shared secret of legacy Supabase projects (its raw UTF-8 bytes are the key). HS256
+    /// tokens are refused without it.
+    public var supabaseJWTSecret: String?
+    /// The operator's bootstrap credential for the admin API; nil: the admin API takes only
+    /// API keys with scope `admin`.
+    public var adminToken: String?
+    /// Key of the keyed hash that activation codes are stored under (hex or base64, ≥ 32
+    /// bytes). Every node of a cluster needs the same one. Unset: the embedded store keeps a
+    /// generated key in `--data-dir`; with Redis + PostgreSQL it is required.
+    public var hashKey: String?
+    /// A device session token expires after this long without use (the TTL slides on use).
+    public var deviceTokenTTL: Double = 3600
+    /// Activation codes expire this long after provisioning.
+    public var activationCodeTTL: Double = 86_400
+    /// Failed credential attempts allowed per client IP per minute (then 429 until the minute
+    /// passes). At least 100 by default: many devices may share one NAT address.
+    public var authFailuresPerMinutePerIP = 100
+    /// Requests per minute per principal (device, user, API key) and, on open routes, per IP.
+    public var requestsPerMinute = 6000
+    /// Clock skew allowed on JWT `exp`/`nbf`, in seconds.
+    public var jwtLeeway: Double = 30
+
     public init() {}
 
     var parserLimits: HTTPParserLimits {
@@ -94,6 +123,16 @@ public struct ServerConfig: Sendable {
         try check((redisURL == nil) == (postgresURL == nil), "--redis-url and --postgres-url must be given together (or neither, for the embedded store)")
         if let redisURL { try check(redisURL.hasPrefix("redis://"), "--redis-url must start with redis://") }
         if let postgresURL { try check(postgresURL.hasPrefix("postgres://") || postgresURL.hasPrefix("postgresql://"), "--postgres-url must start with postgres://") }
+        if let supabaseURL { try check(supabaseURL.hasPrefix("https://") || supabaseURL.hasPrefix("http://"), "--supabase-url must be an http(s) URL, got \(supabaseURL)") }
+        if let file = supabaseJWKSFile { try check(FileManager.default.isReadableFile(atPath: file), "--supabase-jwks-file: cannot read \(file)") }
+        if let secret = supabaseJWTSecret { try check(secret.utf8.count >= 32, "--supabase-jwt-secret must be at least 32 bytes") }
+        if let token = adminToken { try check(token.utf8.count >= 16 && token.utf8.count <= 512, "--admin-token must be 16...512 bytes") }
+        try check(redisURL == nil || hashKey != nil, "--hash-key is required with --redis-url (every node must hash activation codes with the same key)")
+        try check(deviceTokenTTL >= 60 && deviceTokenTTL <= 30 * 86_400, "--device-token-ttl must be 60...2592000 seconds")
+        try check(activationCodeTTL >= 60 && activationCodeTTL <= 30 * 86_400, "--activation-code-ttl must be 60...2592000 seconds")
+        try check(authFailuresPerMinutePerIP >= 1, "--auth-failures-per-minute-per-ip must be at least 1")
+        try check(requestsPerMinute >= 1, "--requests-per-minute must be at least 1")
+        try check(jwtLeeway >= 0 && jwtLeeway <= 300, "--jwt-leeway must be 0...300 seconds")
         try check(shutdownGracePeriod >= 0 && shutdownGracePeriod <= 3600, "--shutdown-grace-period must be 0...3600 seconds")
         if tlsEnabled {
             guard let cert = tlsCertificateFile, let key = tlsPrivateKeyFile else {

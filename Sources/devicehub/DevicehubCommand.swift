@@ -64,6 +64,26 @@ struct DevicehubCommand: ParsableCommand {
     var logLevel = "info"
     @Flag(inversion: .prefixedNo, help: "Write one JSON access log line per request.")
     var accessLog = ServerConfig().accessLog
+    @Option(help: "Supabase project URL (https://<ref>.supabase.co): JWT issuer <url>/auth/v1 and its JWKS.")
+    var supabaseUrl: String?
+    @Option(help: "JWKS file to verify Supabase JWTs with, instead of fetching it.")
+    var supabaseJwksFile: String?
+    @Option(help: "HS256 secret of a legacy Supabase project (HS256 tokens are refused without it).")
+    var supabaseJwtSecret: String?
+    @Option(help: "Bearer token of the admin API (none: admin API keys only).")
+    var adminToken: String?
+    @Option(help: "Key for hashing activation codes (hex or base64, >= 32 bytes); required with --redis-url.")
+    var hashKey: String?
+    @Option(help: "Seconds a device token lives without use.")
+    var deviceTokenTtl = ServerConfig().deviceTokenTTL
+    @Option(help: "Seconds an activation code stays valid.")
+    var activationCodeTtl = ServerConfig().activationCodeTTL
+    @Option(help: "Failed credential attempts per client IP per minute before 429.")
+    var authFailuresPerMinutePerIp = ServerConfig().authFailuresPerMinutePerIP
+    @Option(help: "Requests per minute per device, user or API key (and per IP on open routes).")
+    var requestsPerMinute = ServerConfig().requestsPerMinute
+    @Option(help: "Seconds of clock skew allowed on JWT exp/nbf.")
+    var jwtLeeway = ServerConfig().jwtLeeway
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -97,6 +117,16 @@ struct DevicehubCommand: ParsableCommand {
         c.dataDirectory = dataDir
         c.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         c.accessLog = accessLog
+        c.supabaseURL = supabaseUrl
+        c.supabaseJWKSFile = supabaseJwksFile
+        c.supabaseJWTSecret = supabaseJwtSecret
+        c.adminToken = adminToken
+        c.hashKey = hashKey
+        c.deviceTokenTTL = deviceTokenTtl
+        c.activationCodeTTL = activationCodeTtl
+        c.authFailuresPerMinutePerIP = authFailuresPerMinutePerIp
+        c.requestsPerMinute = requestsPerMinute
+        c.jwtLeeway = jwtLeeway
         return c
     }
 

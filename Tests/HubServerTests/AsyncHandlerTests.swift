@@ -61,6 +61,7 @@ final class AsyncHandlerTests: XCTestCase {
         let box = ServerBox()
         let (server, _) = try startTestServer({
             $0.redisURL = redis.url
+            $0.hashKey = testHashKey
             $0.postgresURL = postgres.url
         }, routes: { [box] app in self.installLoopProbe(app) { box.server } })
         box.server = server

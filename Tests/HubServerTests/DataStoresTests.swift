@@ -57,6 +57,7 @@ final class DataStoresTests: XCTestCase {
         defer { postgres.stop() }
         let (server, _) = try startTestServer {
             $0.redisURL = redis.url
+            $0.hashKey = testHashKey
             $0.postgresURL = postgres.url
         }
         defer { server.drain(gracePeriod: 1) }
@@ -92,6 +93,7 @@ final class DataStoresTests: XCTestCase {
         let box = Box()
         let (server, _) = try startTestServer({
             $0.redisURL = redis.url
+            $0.hashKey = testHashKey
             $0.postgresURL = postgres.url
         }) { app in
             app.route(.get, "/kv/:key") { ctx, responder in

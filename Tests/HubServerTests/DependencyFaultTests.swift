@@ -17,7 +17,7 @@ final class DependencyFaultTests: XCTestCase {
         guard !postgres.external else { return XCTFail("this test stops PostgreSQL; unset DEVICEHUB_TEST_POSTGRES_URL") }
 
         let hub = try HubProcess(arguments: ["--host", "127.0.0.1", "--port", "0", "--loops", "2",
-                                             "--redis-url", redis.url, "--postgres-url", postgres.url])
+                                             "--redis-url", redis.url, "--postgres-url", postgres.url, "--hash-key", testHashKey])
         defer { hub.signal(SIGKILL) }
         let port = try hub.waitUntilListening()
 

@@ -154,7 +154,8 @@ final class DependencyReadinessTests: XCTestCase {
         let redisPort = try TestPorts.free(), pgPort = try TestPorts.free()
         let hub = try HubProcess(arguments: ["--host", "127.0.0.1", "--port", "0", "--loops", "1",
                                              "--redis-url", "redis://127.0.0.1:\(redisPort)/0",
-                                             "--postgres-url", "postgres://postgres@127.0.0.1:\(pgPort)/postgres?sslmode=disable&connect_timeout=1"])
+                                             "--postgres-url", "postgres://postgres@127.0.0.1:\(pgPort)/postgres?sslmode=disable&connect_timeout=1",
+                                             "--hash-key", testHashKey])
         let port = try hub.waitUntilListening()
         let c = try TestClient(port: port)
         let down = try c.request("GET", "/readyz")

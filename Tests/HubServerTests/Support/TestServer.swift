@@ -97,3 +97,6 @@ final class HubProcess {
         stderrPipe.fileHandleForReading.readabilityHandler = nil
     }
 }
+
+/// A fixed 32-byte hash key (hex) for hubs on Redis + PostgreSQL, which require one.
+let testHashKey = String(repeating: "5a", count: 32)
