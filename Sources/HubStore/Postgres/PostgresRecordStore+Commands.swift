@@ -36,9 +36,9 @@ extension PostgresRecordStore {
         let set = RecordColumns.commandChange(try RecordValidation.commandChange(change))
         let e = try event.map { e throws(StoreError) in try RecordValidation.commandEvent(e, commandID: id) }
         let eventInsert = try e.map { e throws(StoreError) in try PostgresSQL.insert(.commandEvents, RecordColumns.commandEvent(e)) }
-        let states = expected.map { $0.map(\.rawValue) }
+        let condition = expected.map { RecordCondition.stateIn($0.map(\.rawValue)) }
         return try await transaction { conn in
-            let result = try await Self.conditionalUpdate(conn, .commands, id: id, expected: states, set: set, RecordDecoding.command)
+            let result = try await Self.conditionalUpdate(conn, .commands, id: id, condition: condition, set: set, RecordDecoding.command)
             if case .updated = result, let eventInsert { _ = try await conn.query(eventInsert.sql, eventInsert.params) }
             return result
         }

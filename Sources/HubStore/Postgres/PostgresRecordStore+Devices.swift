@@ -16,19 +16,22 @@ extension PostgresRecordStore {
 
     /// Names compare byte-wise (`COLLATE "C"`), as SQLite compares them, so both backends page
     /// in the same order whatever the database's default collation.
-    public func devices(orgID: UUID, after: (name: String, id: UUID)?, limit: Int) async throws(StoreError) -> [Device] {
-        let n = Int64(StoreLimits.clampBatch(limit))
-        guard let after else {
-            return try await many(.devices, where: "org_id = $1 ORDER BY name COLLATE \"C\", id LIMIT $2", [.uuid(orgID), .int(n)], RecordDecoding.device)
+    public func devices(orgID: UUID, state: DeviceState?, after: (name: String, id: UUID)?, limit: Int) async throws(StoreError) -> [Device] {
+        var params: [PostgresValue?] = [.uuid(orgID)]
+        var filter = "org_id = $1"
+        if let state { params.append(.text(state.rawValue)); filter += " AND state = $\(params.count)" }
+        if let after {
+            try RecordValidation.text(after.name, "cursor name")
+            params += [.text(after.name), .uuid(after.id)]
+            filter += " AND (name COLLATE \"C\", id) > ($\(params.count - 1)::text COLLATE \"C\", $\(params.count))"
         }
-        try RecordValidation.text(after.name, "cursor name")
-        return try await many(.devices, where: "org_id = $1 AND (name COLLATE \"C\", id) > ($2::text COLLATE \"C\", $3) ORDER BY name COLLATE \"C\", id LIMIT $4",
-                              [.uuid(orgID), .text(after.name), .uuid(after.id), .int(n)], RecordDecoding.device)
+        params.append(.int(Int64(StoreLimits.clampBatch(limit))))
+        return try await many(.devices, where: "\(filter) ORDER BY name COLLATE \"C\", id LIMIT $\(params.count)", params, RecordDecoding.device)
     }
 
     public func updateDevice(id: UUID, expected: Set<DeviceState>?, change: DeviceChange) async throws(StoreError) -> RecordUpdate<Device> {
         let set = RecordColumns.deviceChange(try RecordValidation.deviceChange(change))
-        return try await Self.conditionalUpdate(pool, .devices, id: id, expected: expected.map { $0.map(\.rawValue) }, set: set, RecordDecoding.device)
+        return try await Self.conditionalUpdate(pool, .devices, id: id, condition: expected.map { .stateIn($0.map(\.rawValue)) }, set: set, RecordDecoding.device)
     }
 
     // MARK: activation codes
@@ -88,6 +91,6 @@ extension PostgresRecordStore {
 
     public func updateSession(id: UUID, expected: Set<SessionState>?, change: SessionChange) async throws(StoreError) -> RecordUpdate<DiagnosticSession> {
         let set = RecordColumns.sessionChange(try RecordValidation.sessionChange(change))
-        return try await Self.conditionalUpdate(pool, .sessions, id: id, expected: expected.map { $0.map(\.rawValue) }, set: set, RecordDecoding.session)
+        return try await Self.conditionalUpdate(pool, .sessions, id: id, condition: expected.map { .stateIn($0.map(\.rawValue)) }, set: set, RecordDecoding.session)
     }
 }

@@ -69,6 +69,13 @@ public final class PostgresRecordStore: RecordStore {
         try await many(.members, where: "org_id = $1 ORDER BY user_id", [.uuid(orgID)], RecordDecoding.membership)
     }
 
+    public func orgs(ids: [UUID]) async throws(StoreError) -> [Org] {
+        let ids = try RecordValidation.ids(ids)
+        if ids.isEmpty { return [] }
+        let list = "{" + ids.map { $0.uuidString.lowercased() }.joined(separator: ",") + "}"
+        return try await many(.orgs, where: "id = ANY($1::uuid[]) ORDER BY id", [.text(list)], RecordDecoding.org)
+    }
+
     // MARK: audit
 
     @discardableResult
@@ -111,21 +118,26 @@ public final class PostgresRecordStore: RecordStore {
     }
 
     /// The conditional update of every state change, on `db` (the pool, or a transaction's
-    /// connection): one `UPDATE ... RETURNING`, and when it matched nothing a `SELECT` to tell
-    /// a conflict (with the row as it is) from a missing row.
-    static func conditionalUpdate<R>(_ db: some PostgresQuerying, _ table: RecordTable, id: UUID, expected: [String]?,
+    /// connection): one `UPDATE ... WHERE id AND <condition> RETURNING`, and when it matched
+    /// nothing a `SELECT` to tell a conflict (with the row as it is) from a missing row.
+    static func conditionalUpdate<R>(_ db: some PostgresQuerying, _ table: RecordTable, id: UUID, condition: RecordCondition?,
                                      set: RecordColumns.Assignments,
                                      _ decode: (PostgresRecordCells) throws(StoreError) -> R) async throws(StoreError) -> RecordUpdate<R> {
         let columns = PostgresSQL.columns(table)
         var statement = PostgresSQL()
         let idPlaceholder = try statement.bind(.uuid(id))
         let sets = try set.map { a throws(StoreError) in "\(a.column) = \(try statement.bind(a.value))" }.joined(separator: ", ")
-        var condition = "id = \(idPlaceholder)"
-        if let expected {
-            statement.params.append(.text(PostgresSQL.textArrayLiteral(expected)))
-            condition += " AND state = ANY($\(statement.params.count)::text[])"
+        var filter = "id = \(idPlaceholder)"
+        switch condition {
+        case .stateIn(let states)?:
+            statement.params.append(.text(PostgresSQL.textArrayLiteral(states)))
+            filter += " AND state = ANY($\(statement.params.count)::text[])"
+        case .isNull(let column)?:
+            filter += " AND \(column) IS NULL"
+        case nil:
+            break
         }
-        statement.sql = "UPDATE \(PostgresSQL.name(table)) SET \(sets) WHERE \(condition) RETURNING \(columns)"
+        statement.sql = "UPDATE \(PostgresSQL.name(table)) SET \(sets) WHERE \(filter) RETURNING \(columns)"
         if let row = try await db.storeQuery(statement.sql, statement.params).first {
             return .updated(try decode(PostgresRecordCells(row: row)))
         }

@@ -50,6 +50,10 @@ struct RecordTable {
         ("id", .plain), ("org_id", .plain), ("device_id", .plain), ("code_hash", .plain), ("expires_at", .plain),
         ("attempts", .plain), ("max_attempts", .plain), ("used_at", .plain), ("created_by", .plain), ("created_at", .plain),
     ])
+    static let apiKeys = RecordTable(name: "api_keys", columns: [
+        ("id", .plain), ("org_id", .plain), ("name", .plain), ("prefix", .plain), ("key_hash", .plain), ("scopes", .textArray),
+        ("expires_at", .plain), ("revoked_at", .plain), ("last_used_at", .plain), ("created_by", .plain), ("created_at", .plain),
+    ])
     static let sessions = RecordTable(name: "diagnostic_sessions", columns: [
         ("id", .plain), ("org_id", .plain), ("device_id", .plain), ("requested_by", .plain), ("reason", .plain),
         ("state", .plain), ("decided_by", .plain), ("decided_at", .plain), ("decision_note", .plain),
@@ -110,6 +114,13 @@ enum RecordColumns {
         [("id", .uuid(c.id)), ("org_id", .uuid(c.orgID)), ("device_id", .uuid(c.deviceID)), ("code_hash", .bytes(c.codeHash)),
          ("expires_at", .date(c.expiresAt)), ("attempts", .int(Int64(c.attempts))), ("max_attempts", .int(Int64(c.maxAttempts))),
          ("used_at", .date(c.usedAt)), ("created_by", .uuid(c.createdBy)), ("created_at", .date(c.createdAt))]
+    }
+
+    static func apiKey(_ k: APIKeyRecord) -> Assignments {
+        [("id", .uuid(k.id)), ("org_id", .uuid(k.orgID)), ("name", .text(k.name)), ("prefix", .text(k.prefix)),
+         ("key_hash", .bytes(k.keyHash)), ("scopes", .textArray(k.scopes)), ("expires_at", .date(k.expiresAt)),
+         ("revoked_at", .date(k.revokedAt)), ("last_used_at", .date(k.lastUsedAt)), ("created_by", .uuid(k.createdBy)),
+         ("created_at", .date(k.createdAt))]
     }
 
     static func session(_ s: DiagnosticSession) -> Assignments {
@@ -246,6 +257,12 @@ enum RecordDecoding {
         ActivationCode(id: try c.uuid(0), orgID: try c.uuid(1), deviceID: try c.uuid(2), codeHash: try c.bytes(3),
                        expiresAt: try c.date(4), attempts: Int(try c.int(5)), maxAttempts: Int(try c.int(6)),
                        usedAt: try c.optDate(7), createdBy: try c.optUUID(8), createdAt: try c.date(9))
+    }
+
+    static func apiKey(_ c: some RecordCells) throws(StoreError) -> APIKeyRecord {
+        APIKeyRecord(id: try c.uuid(0), orgID: try c.optUUID(1), name: try c.string(2), prefix: try c.string(3), keyHash: try c.bytes(4),
+                     scopes: try c.stringArray(5), expiresAt: try c.optDate(6), revokedAt: try c.optDate(7), lastUsedAt: try c.optDate(8),
+                     createdBy: try c.optUUID(9), createdAt: try c.date(10))
     }
 
     static func session(_ c: some RecordCells) throws(StoreError) -> DiagnosticSession {

@@ -41,9 +41,9 @@ extension SQLiteRecordStore {
         let set = RecordColumns.commandChange(try RecordValidation.commandChange(change))
         let e = try event.map { e throws(StoreError) in try RecordValidation.commandEvent(e, commandID: id) }
         let eventStatement = try e.map { e throws(StoreError) in try SQLiteSQL.insert(.commandEvents, RecordColumns.commandEvent(e)) }
-        let states = expected.map { Set($0.map(\.rawValue)) }
+        let condition = expected.map { RecordCondition.stateIn($0.map(\.rawValue)) }
         return try await transaction { conn in
-            let result = try Self.conditionalUpdate(conn, .commands, id: id, expected: states, set: set, state: { $0.state.rawValue }, RecordDecoding.command)
+            let result = try Self.conditionalUpdate(conn, .commands, id: id, condition: condition, set: set, RecordDecoding.command)
             if case .updated = result, let eventStatement { try conn.execute(eventStatement.sql, eventStatement.params) }
             return result
         }

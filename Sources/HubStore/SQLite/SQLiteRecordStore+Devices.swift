@@ -15,21 +15,24 @@ extension SQLiteRecordStore {
         try await one(.devices, where: "id = ?1", [.uuid(id)], RecordDecoding.device)
     }
 
-    public func devices(orgID: UUID, after: (name: String, id: UUID)?, limit: Int) async throws(StoreError) -> [Device] {
-        let n = Int64(StoreLimits.clampBatch(limit))
-        guard let after else {
-            return try await many(.devices, where: "org_id = ?1 ORDER BY name, id LIMIT ?2", [.uuid(orgID), .integer(n)], RecordDecoding.device)
+    public func devices(orgID: UUID, state: DeviceState?, after: (name: String, id: UUID)?, limit: Int) async throws(StoreError) -> [Device] {
+        var params: [SQLiteValue?] = [.uuid(orgID)]
+        var filter = "org_id = ?1"
+        if let state { params.append(.text(state.rawValue)); filter += " AND state = ?\(params.count)" }
+        if let after {
+            try RecordValidation.text(after.name, "cursor name")
+            params += [.text(after.name), .uuid(after.id)]
+            filter += " AND (name, id) > (?\(params.count - 1), ?\(params.count))"
         }
-        try RecordValidation.text(after.name, "cursor name")
-        return try await many(.devices, where: "org_id = ?1 AND (name, id) > (?2, ?3) ORDER BY name, id LIMIT ?4",
-                              [.uuid(orgID), .text(after.name), .uuid(after.id), .integer(n)], RecordDecoding.device)
+        params.append(.integer(Int64(StoreLimits.clampBatch(limit))))
+        return try await many(.devices, where: "\(filter) ORDER BY name, id LIMIT ?\(params.count)", params, RecordDecoding.device)
     }
 
     public func updateDevice(id: UUID, expected: Set<DeviceState>?, change: DeviceChange) async throws(StoreError) -> RecordUpdate<Device> {
         let set = RecordColumns.deviceChange(try RecordValidation.deviceChange(change))
-        let states = expected.map { Set($0.map(\.rawValue)) }
+        let condition = expected.map { RecordCondition.stateIn($0.map(\.rawValue)) }
         return try await transaction { conn in
-            try Self.conditionalUpdate(conn, .devices, id: id, expected: states, set: set, state: { $0.state.rawValue }, RecordDecoding.device)
+            try Self.conditionalUpdate(conn, .devices, id: id, condition: condition, set: set, RecordDecoding.device)
         }
     }
 
@@ -87,9 +90,9 @@ extension SQLiteRecordStore {
 
     public func updateSession(id: UUID, expected: Set<SessionState>?, change: SessionChange) async throws(StoreError) -> RecordUpdate<DiagnosticSession> {
         let set = RecordColumns.sessionChange(try RecordValidation.sessionChange(change))
-        let states = expected.map { Set($0.map(\.rawValue)) }
+        let condition = expected.map { RecordCondition.stateIn($0.map(\.rawValue)) }
         return try await transaction { conn in
-            try Self.conditionalUpdate(conn, .sessions, id: id, expected: states, set: set, state: { $0.state.rawValue }, RecordDecoding.session)
+            try Self.conditionalUpdate(conn, .sessions, id: id, condition: condition, set: set, RecordDecoding.session)
         }
     }
 }

@@ -68,6 +68,14 @@ public final class SQLiteRecordStore: RecordStore {
         try await many(.members, where: "org_id = ?1 ORDER BY user_id", [.uuid(orgID)], RecordDecoding.membership)
     }
 
+    public func orgs(ids: [UUID]) async throws(StoreError) -> [Org] {
+        let ids = try RecordValidation.ids(ids)
+        if ids.isEmpty { return [] }
+        // ids are stored as lowercase text, which is also the order PostgreSQL's uuid sorts in.
+        let list = try RecordValue.jsonArray(ids.map { $0.uuidString.lowercased() })
+        return try await many(.orgs, where: "id IN (SELECT value FROM json_each(?1)) ORDER BY id", [.text(list)], RecordDecoding.org)
+    }
+
     // MARK: audit
 
     @discardableResult
@@ -115,19 +123,32 @@ public final class SQLiteRecordStore: RecordStore {
     }
 
     /// The conditional update every state change uses, inside the caller's transaction: reads
-    /// the row, and writes `set` only when its state (column `state`) is in `expected`.
-    static func conditionalUpdate<R>(_ conn: SQLiteConnection, _ table: RecordTable, id: UUID, expected: Set<String>?,
-                                     set: RecordColumns.Assignments, state: (R) -> String,
+    /// the row, and writes `set` only when it satisfies `condition` (nil: any row).
+    static func conditionalUpdate<R>(_ conn: SQLiteConnection, _ table: RecordTable, id: UUID, condition: RecordCondition?,
+                                     set: RecordColumns.Assignments,
                                      _ decode: (SQLiteRecordCells) throws(StoreError) -> R) throws -> RecordUpdate<R> {
         let columns = SQLiteSQL.columns(table)
         guard let row = try conn.query("SELECT \(columns) FROM \(table.name) WHERE id = ?1", [.uuid(id)]).first else { return .notFound }
-        let current = try decode(SQLiteRecordCells(row: row))
-        if let expected, !expected.contains(state(current)) { return .conflict(current: current) }
+        let cells = SQLiteRecordCells(row: row)
+        let current = try decode(cells)
+        if let condition, !(try matches(condition, cells, table)) { return .conflict(current: current) }
         var statement = SQLiteSQL()
         let idPlaceholder = try statement.bind(.uuid(id))
         let sets = try set.map { a throws(StoreError) in "\(a.column) = \(try statement.bind(a.value))" }.joined(separator: ", ")
         statement.sql = "UPDATE \(table.name) SET \(sets) WHERE id = \(idPlaceholder) RETURNING \(columns)"
         return .updated(try returningOne(conn, statement, decode))
+    }
+
+    /// `condition` checked on the row as read (columns of `table`).
+    private static func matches(_ condition: RecordCondition, _ cells: SQLiteRecordCells, _ table: RecordTable) throws(StoreError) -> Bool {
+        func index(_ column: String) throws(StoreError) -> Int {
+            guard let i = table.columns.firstIndex(where: { $0.name == column }) else { throw .backend("\(table.name) has no column \(column)") }
+            return i
+        }
+        switch condition {
+        case .stateIn(let states): return states.contains(try cells.string(try index("state")))
+        case .isNull(let column): return cells.isNull(try index(column))
+        }
     }
 }
 
