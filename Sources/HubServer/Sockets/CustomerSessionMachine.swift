@@ -182,8 +182,8 @@ extension ClientEnvelope {
 }
 
 /// Room names: `session:<uuid>`, `device:<uuid>`, `org:<uuid>`.
-enum RoomName {
-    enum Kind: String { case session, device, org }
+public enum RoomName {
+    public enum Kind: String, Sendable { case session, device, org }
 
     static func parse(_ room: String) -> (kind: Kind, id: UUID)? {
         guard room.utf8.count <= 64, let colon = room.firstIndex(of: ":"),

@@ -1,0 +1,109 @@
+import Foundation
+import HubHTTP
+import HubIO
+import HubWebSocket
+import HubWebSocketIO
+import Logging
+
+/// The shell of `/ws/customer`: feeds socket events to `CustomerSessionMachine` and performs
+/// its actions (send, close, verify a token, check a room, arm the expiry timer). Lives on the
+/// connection's loop; async checks run in tasks that prefer that loop, so their results come
+/// back on it.
+final class CustomerSocket: WebSocketDelegate {
+    private var machine: CustomerSessionMachine
+    private let authority: any SocketAuthority
+    private let preauthenticated: UserIdentity?
+    private let authDeadline: Double
+    private let logger: Logger
+    private weak var ws: WebSocketConnection?
+    private var deadlineTimer: TimerHandle?
+    private var expiryTimer: TimerHandle?
+
+    init(authority: any SocketAuthority, preauthenticated: UserIdentity?, maxRooms: Int, authDeadline: Double, logger: Logger) {
+        self.authority = authority
+        self.preauthenticated = preauthenticated
+        self.authDeadline = authDeadline
+        self.logger = logger
+        machine = CustomerSessionMachine(maxRooms: maxRooms)
+    }
+
+    /// The rooms this connection is subscribed to (tests, and the rooms layer later).
+    var rooms: Set<String> { machine.rooms }
+
+    func webSocketOpened(_ ws: WebSocketConnection) {
+        self.ws = ws
+        if preauthenticated == nil {
+            deadlineTimer = ws.channel.loop.schedule(after: UInt64(authDeadline * 1e9)) { [weak self] in
+                self?.handle(.authDeadlinePassed)
+            }
+        }
+        handle(.opened(preauthenticated: preauthenticated))
+    }
+
+    func webSocket(_ ws: WebSocketConnection, text: UnsafeRawBufferPointer) {
+        switch ClientEnvelope.parse(text).flatMap({ $0.customerKind }) {
+        case .success(let kind): handle(.message(kind))
+        case .failure(let reply): handle(.invalidMessage(reply))
+        }
+    }
+
+    func webSocket(_ ws: WebSocketConnection, binary: UnsafeRawBufferPointer) {
+        handle(.invalidMessage(.error(id: nil, code: "invalid_message", message: "messages are JSON text frames")))
+    }
+
+    func webSocketClosed(_ ws: WebSocketConnection, code: WebSocketCloseCode?, reason: String) {
+        deadlineTimer?.cancel()
+        expiryTimer?.cancel()
+    }
+
+    private func handle(_ event: CustomerSessionMachine.Event) {
+        for action in machine.handle(event) { perform(action) }
+    }
+
+    private func perform(_ action: CustomerSessionMachine.Action) {
+        guard let ws else { return }
+        let loop = ws.channel.loop
+        switch action {
+        case .send(let message):
+            ws.send(text: message.json)
+        case .close(let code, let reason):
+            deadlineTimer?.cancel()
+            expiryTimer?.cancel()
+            ws.close(WebSocketCloseCode(rawValue: code), reason: reason)
+        case .cancelAuthDeadline:
+            deadlineTimer?.cancel()
+            deadlineTimer = nil
+        case .scheduleExpiry(let at):
+            expiryTimer?.cancel()
+            let delay = max(0, Double(at) - Date().timeIntervalSince1970)
+            expiryTimer = loop.schedule(after: UInt64(delay * 1e9)) { [weak self] in
+                self?.handle(.expiryTimer(now: Int64(Date().timeIntervalSince1970)))
+            }
+        case .verify(let token, let id):
+            let authority = self.authority
+            Task(executorPreference: loop) { [weak self] in
+                do {
+                    let user = try await authority.verifyUser(token: token, on: loop)
+                    self?.handle(.verified(id: id, user))
+                } catch {
+                    self?.handle(.verificationFailed(id: id, detail: (error as? Problem)?.detail ?? "invalid token"))
+                }
+            }
+        case .checkRoom(let room, let user, let id, let recheck):
+            guard let parsed = RoomName.parse(room) else { return }
+            let authority = self.authority, logger = self.logger
+            Task(executorPreference: loop) { [weak self] in
+                let allowed: Bool
+                do {
+                    allowed = try await authority.userCanSee(room: parsed.kind, id: parsed.id, user: user)
+                } catch {
+                    // A store outage must not read as "no such room": answer with a retryable error.
+                    logger.warning("room check failed", metadata: ["room": .string(room), "error": .string("\(error)")])
+                    if !recheck { self?.ws?.send(text: ServerMessage.error(id: id, code: "unavailable", message: "retry shortly").json) }
+                    return
+                }
+                self?.handle(.roomChecked(id: id, room: room, allowed: allowed, recheck: recheck))
+            }
+        }
+    }
+}

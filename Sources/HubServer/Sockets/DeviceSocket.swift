@@ -1,0 +1,81 @@
+import Foundation
+import HubIO
+import HubWebSocket
+import HubWebSocketIO
+
+/// The shell of `/ws/device` for an authenticated device: registers the socket (so revocation
+/// and a newer connection can close it), answers `heartbeat` and `ping`, and re-checks its
+/// token at most once per `revalidateInterval` on a heartbeat, so a revocation whose control
+/// message was lost (Redis pub/sub is at most once) still closes the socket within that time.
+/// The command and log messages arrive with the queue and rooms layers.
+final class DeviceSocket: WebSocketDelegate {
+    let device: DeviceIdentity
+    private let token: String
+    private let registry: DeviceConnections
+    private let authority: any SocketAuthority
+    private let revalidateInterval: UInt64
+    private weak var ws: WebSocketConnection?
+    private var registration: UInt64 = 0
+    private var lastValidated: UInt64 = 0
+    private var validating = false
+
+    init(device: DeviceIdentity, token: String, registry: DeviceConnections, authority: any SocketAuthority, revalidateInterval: Double) {
+        self.device = device
+        self.token = token
+        self.registry = registry
+        self.authority = authority
+        self.revalidateInterval = UInt64(revalidateInterval * 1e9)
+    }
+
+    func webSocketOpened(_ ws: WebSocketConnection) {
+        self.ws = ws
+        lastValidated = ws.channel.loop.now
+        registration = registry.register(device.deviceID, ws)
+    }
+
+    func webSocket(_ ws: WebSocketConnection, text: UnsafeRawBufferPointer) {
+        switch ClientEnvelope.parse(text) {
+        case .failure(let reply):
+            ws.send(text: reply.json)
+        case .success(let message):
+            switch message.type {
+            case "heartbeat":
+                heartbeat(id: message.id, ws: ws)
+            case "ping":
+                ws.send(text: ServerMessage.ack(id: message.id, fields: [:]).json)
+            default:
+                ws.send(text: ServerMessage.error(id: message.id, code: "unknown_type", message: "unknown message type \(message.type.prefix(64))").json)
+            }
+        }
+    }
+
+    func webSocket(_ ws: WebSocketConnection, binary: UnsafeRawBufferPointer) {
+        ws.send(text: ServerMessage.error(id: nil, code: "invalid_message", message: "messages are JSON text frames").json)
+    }
+
+    func webSocketClosed(_ ws: WebSocketConnection, code: WebSocketCloseCode?, reason: String) {
+        registry.unregister(device.deviceID, sequence: registration, loop: ws.channel.loop)
+    }
+
+    private func heartbeat(id: String?, ws: WebSocketConnection) {
+        let loop = ws.channel.loop
+        guard !validating, loop.now &- lastValidated >= revalidateInterval else {
+            ws.send(text: ServerMessage.ack(id: id, fields: [:]).json)
+            return
+        }
+        validating = true
+        let authority = self.authority, token = self.token, deviceID = device.deviceID
+        Task(executorPreference: loop) { [weak self] in
+            let valid = await authority.deviceTokenIsValid(token, deviceID: deviceID)
+            guard let self, let ws = self.ws else { return }
+            self.validating = false
+            if valid == false {
+                ws.close(.forbidden, reason: "device token revoked")
+                return
+            }
+            // nil: the store could not answer; keep the socket and try on a later heartbeat.
+            if valid == true { self.lastValidated = loop.now }
+            ws.send(text: ServerMessage.ack(id: id, fields: [:]).json)
+        }
+    }
+}
