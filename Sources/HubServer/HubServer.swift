@@ -3,6 +3,8 @@ import HubHTTP
 import HubIO
 import HubStore
 import HubTelemetry
+import HubWebSocket
+import HubWebSocketIO
 import Logging
 import Synchronization
 
@@ -26,6 +28,10 @@ public final class HubServer: @unchecked Sendable {
     /// Background work with a lifecycle, started in order by `start()` and stopped in reverse
     /// by `drain()`: the data stores first, then what builds on them.
     public let services: ServiceGroup
+    /// Identity: device credentials, API keys, Supabase JWTs, the guard stages.
+    let identity: IdentityLayer
+    /// The device sockets this node holds.
+    public let deviceConnections: DeviceConnections
     /// The data layer the domain uses (embedded or Redis + PostgreSQL), once `start` has run.
     public var stores: Stores? { dataStores.stores }
     /// The bound ports, known after `start()`.
@@ -43,11 +49,28 @@ public final class HubServer: @unchecked Sendable {
         services = ServiceGroup(logger: logger)
         dataStores = DataStores(config: config, loops: group.loops, registry: registry, readiness: readiness, logger: logger)
         services.add(dataStores)
+        deviceConnections = DeviceConnections(loops: group.loops)
+        identity = IdentityLayer(config: config, loops: group.loops, dataStores: dataStores, application: application,
+                                 deviceConnections: deviceConnections, registry: registry, logger: logger)
+        services.add(identity)
         OperationsEndpoints.install(on: application, readiness: readiness)
         OperationsEndpoints.installProcessCollector(on: registry)
+        Self.installIdentityEndpoints(application: application, identity: identity, dataStores: dataStores)
     }
 
     public var loops: [EventLoop] { group.loops }
+
+    /// The identity routes: admin API, customer orgs and devices, device registration and
+    /// auth, and both sockets.
+    private static func installIdentityEndpoints(application: HTTPApplication, identity: IdentityLayer, dataStores: DataStores) {
+        let presence = DevicePresence { [dataStores] in dataStores.stores?.keyValue }
+        let settings = WebSocketSettings()
+        let policy = HandshakePolicy()
+        AdminEndpoints.install(on: application, identity: identity)
+        CustomerEndpoints.install(on: application, identity: identity, presence: presence)
+        DeviceEndpoints.install(on: application, identity: identity, presence: presence, settings: settings, policy: policy)
+        CustomerSocketEndpoint.install(on: application, identity: identity, settings: settings, policy: policy)
+    }
 
     /// Binds and starts serving; returns once every listener accepts.
     public func start() throws {

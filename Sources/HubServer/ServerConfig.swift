@@ -69,6 +69,9 @@ public struct ServerConfig: Sendable {
     public var supabaseURL: String?
     /// A JWKS file used instead of fetching (re-read on the refresh interval).
     public var supabaseJWKSFile: String?
+    /// Extra CA certificates (PEM) trusted when fetching the JWKS over HTTPS (a private CA in
+    /// front of a self-hosted Supabase; tests).
+    public var supabaseCAFile: String?
     /// HS256 shared secret of legacy Supabase projects (its raw UTF-8 bytes are the key). HS256
     /// tokens are refused without it.
     public var supabaseJWTSecret: String?
@@ -125,6 +128,7 @@ public struct ServerConfig: Sendable {
         if let postgresURL { try check(postgresURL.hasPrefix("postgres://") || postgresURL.hasPrefix("postgresql://"), "--postgres-url must start with postgres://") }
         if let supabaseURL { try check(supabaseURL.hasPrefix("https://") || supabaseURL.hasPrefix("http://"), "--supabase-url must be an http(s) URL, got \(supabaseURL)") }
         if let file = supabaseJWKSFile { try check(FileManager.default.isReadableFile(atPath: file), "--supabase-jwks-file: cannot read \(file)") }
+        if let file = supabaseCAFile { try check(FileManager.default.isReadableFile(atPath: file), "--supabase-ca-file: cannot read \(file)") }
         if let secret = supabaseJWTSecret { try check(secret.utf8.count >= 32, "--supabase-jwt-secret must be at least 32 bytes") }
         if let token = adminToken { try check(token.utf8.count >= 16 && token.utf8.count <= 512, "--admin-token must be 16...512 bytes") }
         try check(redisURL == nil || hashKey != nil, "--hash-key is required with --redis-url (every node must hash activation codes with the same key)")

@@ -68,6 +68,8 @@ struct DevicehubCommand: ParsableCommand {
     var supabaseUrl: String?
     @Option(help: "JWKS file to verify Supabase JWTs with, instead of fetching it.")
     var supabaseJwksFile: String?
+    @Option(help: "Extra CA certificates (PEM) trusted when fetching the JWKS over HTTPS.")
+    var supabaseCaFile: String?
     @Option(help: "HS256 secret of a legacy Supabase project (HS256 tokens are refused without it).")
     var supabaseJwtSecret: String?
     @Option(help: "Bearer token of the admin API (none: admin API keys only).")
@@ -120,6 +122,7 @@ struct DevicehubCommand: ParsableCommand {
         c.supabaseURL = supabaseUrl
         c.supabaseJWKSFile = supabaseJwksFile
         c.supabaseJWTSecret = supabaseJwtSecret
+        c.supabaseCAFile = supabaseCaFile
         c.adminToken = adminToken
         c.hashKey = hashKey
         c.deviceTokenTTL = deviceTokenTtl

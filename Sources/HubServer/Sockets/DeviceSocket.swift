@@ -13,14 +13,17 @@ final class DeviceSocket: WebSocketDelegate {
     private let token: String
     private let registry: DeviceConnections
     private let authority: any SocketAuthority
+    private let presence: DevicePresence
     private let revalidateInterval: UInt64
     private weak var ws: WebSocketConnection?
     private var registration: UInt64 = 0
     private var lastValidated: UInt64 = 0
     private var validating = false
 
-    init(device: DeviceIdentity, token: String, registry: DeviceConnections, authority: any SocketAuthority, revalidateInterval: Double) {
+    init(device: DeviceIdentity, token: String, registry: DeviceConnections, authority: any SocketAuthority,
+         presence: DevicePresence, revalidateInterval: Double) {
         self.device = device
+        self.presence = presence
         self.token = token
         self.registry = registry
         self.authority = authority
@@ -31,6 +34,13 @@ final class DeviceSocket: WebSocketDelegate {
         self.ws = ws
         lastValidated = ws.channel.loop.now
         registration = registry.register(device.deviceID, ws)
+        refreshPresence(loop: ws.channel.loop)
+    }
+
+    /// Best effort: a presence write that fails is repeated on the next heartbeat.
+    private func refreshPresence(loop: EventLoop) {
+        let presence = self.presence, id = device.deviceID
+        Task(executorPreference: loop) { try? await presence.markOnline(id) }
     }
 
     func webSocket(_ ws: WebSocketConnection, text: UnsafeRawBufferPointer) {
@@ -55,10 +65,15 @@ final class DeviceSocket: WebSocketDelegate {
 
     func webSocketClosed(_ ws: WebSocketConnection, code: WebSocketCloseCode?, reason: String) {
         registry.unregister(device.deviceID, sequence: registration, loop: ws.channel.loop)
+        // A socket replaced by a newer one leaves the presence to its successor.
+        guard code != .replaced else { return }
+        let presence = self.presence, id = device.deviceID
+        Task(executorPreference: ws.channel.loop) { try? await presence.markOffline(id) }
     }
 
     private func heartbeat(id: String?, ws: WebSocketConnection) {
         let loop = ws.channel.loop
+        refreshPresence(loop: loop)
         guard !validating, loop.now &- lastValidated >= revalidateInterval else {
             ws.send(text: ServerMessage.ack(id: id, fields: [:]).json)
             return

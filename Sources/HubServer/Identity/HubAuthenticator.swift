@@ -1,0 +1,135 @@
+import Foundation
+import HubAuth
+import HubHTTP
+import HubIO
+import HubStore
+
+/// The guard's credential stage: turns the request's `Authorization` / `X-API-Key` header into
+/// a `Principal`, accepting only the kinds the route declares.
+///
+/// - `X-API-Key: dhk_…`, or a bearer token starting with `dhk_`: an API key. With scope
+///   `admin` it is an admin principal on admin routes; on customer routes it must carry the
+///   route's scope (else 403: the key is valid, its permissions too small).
+/// - A bearer equal to `--admin-token` (compared in constant time): admin.
+/// - A bearer shaped like a JWT (three dot-separated parts): a Supabase user, with its org
+///   roles from the hub's membership records.
+/// - Any other bearer: a device session token.
+///
+/// Every refusal is the same 401; failures are counted per client IP and an IP over its limit
+/// gets 429 before any credential work (the services count their own failures the same way).
+struct HubAuthenticator: RequestAuthenticator {
+    let layer: IdentityLayer
+
+    func authenticate(_ request: HTTPRequest, context: RequestContext, guard rule: RouteGuard) async throws -> Principal {
+        let caller = Caller.anonymous(ip: context.clientIP, requestID: context.requestID)
+        let failures = CredentialFailureLimiter(limiter: layer.identity.rateLimiter, logger: context.logger)
+        let ipSubject = FailureSubject.ip(context.clientIP, layer.identity.configuration.rateLimits.failedAttemptsPerIP)
+
+        if let key = request.headers["X-API-Key"] ?? bearer(request).flatMap({ $0.hasPrefix(APIKeyText.scheme) ? $0 : nil }) {
+            guard !rule.accepts.isDisjoint(with: [.apiKey, .admin]) else { throw refuse("this route does not take API keys") }
+            // The service counts and audits its own failures.
+            let key = try await layer.identity.apiKeys.authenticate(key, by: caller)
+            if rule.accepts.contains(.admin), key.has(.admin) { return .admin(AdminIdentity(keyID: key.keyID)) }
+            guard rule.accepts.contains(.apiKey), let orgID = key.orgID else { throw Problem.forbidden("this API key cannot call this route") }
+            if let scope = rule.scope, !key.scopes.contains(scope) {
+                throw Problem.forbidden("this API key lacks the scope \(scope)")
+            }
+            return .apiKey(APIKeyIdentity(keyID: key.keyID, orgID: orgID, scopes: Set(key.scopes)))
+        }
+
+        guard let token = bearer(request) else { throw refuse("missing credentials") }
+        try await failures.ensureAllowed([ipSubject])
+
+        if rule.accepts.contains(.admin), let adminToken = layer.config.adminToken,
+           // Digests, so that the comparison takes the same time whatever the token's length.
+           ConstantTime.equals(HubCrypto.sha256(Array(token.utf8)), HubCrypto.sha256(Array(adminToken.utf8))) {
+            return .admin(AdminIdentity(keyID: nil))
+        }
+        if rule.accepts.contains(.user), Self.looksLikeJWT(token) {
+            do {
+                return .user(try await layer.verifyUser(token: token, on: context.loop))
+            } catch let problem as Problem where problem.status == 401 {
+                await failures.recordFailure([ipSubject])
+                await layer.audit.recordBestEffort(.userAuthFailed, by: caller, orgID: nil, target: nil,
+                                                            outcome: .denied, detail: ["reason": problem.detail ?? ""])
+                throw refuse(problem.detail ?? "invalid token")
+            }
+        }
+        if rule.accepts.contains(.device), !Self.looksLikeJWT(token) {
+            do {
+                let device = try await layer.identity.devices.validateToken(token)
+                return .device(DeviceIdentity(deviceID: device.deviceID, orgID: device.orgID))
+            } catch let problem as Problem where problem.status == 401 {
+                await failures.recordFailure([ipSubject])
+                throw refuse(problem.detail ?? "invalid device token")
+            }
+        }
+        await failures.recordFailure([ipSubject])
+        throw refuse("invalid credentials")
+    }
+
+    private func refuse(_ detail: String) -> Problem {
+        layer.metrics.authFailures.increment()
+        return Problem.unauthenticated(detail)
+    }
+
+    /// The token of `Authorization: Bearer <token>` (scheme case-insensitive), if any.
+    private func bearer(_ request: HTTPRequest) -> String? {
+        guard let value = request.headers["Authorization"], value.count > 7,
+              value.prefix(7).lowercased() == "bearer " else { return nil }
+        let token = value.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+
+    static func looksLikeJWT(_ token: String) -> Bool {
+        token.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: ".") ? 1 : 0) } == 2
+    }
+}
+
+extension IdentityLayer {
+    /// Verifies a Supabase access token on `loop` (with that loop's cache) and loads the user's
+    /// org roles. An unknown `kid` triggers one rate-limited JWKS refetch and a second try.
+    /// 401 `Problem` when the token is refused or no Supabase verification is configured.
+    func verifyUser(token: String, on loop: EventLoop) async throws -> UserIdentity {
+        guard let verifier = jwtVerifier else { throw Problem.unauthenticated("this hub does not accept user tokens (no Supabase configuration)") }
+        let cache = loop.index < tokenCaches.count && EventLoop.current === loop ? tokenCaches[loop.index] : nil
+        let now = Int64(Date().timeIntervalSince1970)
+        var result = verifier.verify(token, nowSeconds: now, cache: cache)
+        if case .failure(let rejection) = result, rejection.reason == .unknownKey, let refresher = jwksRefresher,
+           await refresher.refreshForUnknownKid() {
+            result = verifier.verify(token, nowSeconds: Int64(Date().timeIntervalSince1970), cache: cache)
+        }
+        switch result {
+        case .failure(let rejection):
+            metrics.jwtRejections.increment()
+            throw Problem.unauthenticated("invalid token: \(rejection.reason)")
+        case .success(let user):
+            guard !user.isAnonymous else {
+                metrics.jwtRejections.increment()
+                throw Problem.unauthenticated("anonymous sign-ins are not accepted")
+            }
+            metrics.jwtVerifications.increment()
+            let memberships = try await identity.orgs.memberships(userID: user.userID)
+            var roles: [UUID: MemberRole] = [:]
+            for m in memberships { roles[m.orgID] = m.role }
+            return UserIdentity(userID: user.userID, roles: roles, expiresAt: user.expiresAt)
+        }
+    }
+}
+
+/// The guard's rate-limit stage: one sliding-window budget per principal (`--requests-per-minute`),
+/// anonymous callers per client IP.
+struct PrincipalRateLimiter: RequestRateLimiter {
+    let limiter: RateLimiter
+    let rule: RateLimit
+
+    func admit(_ principal: Principal, context: RequestContext) async throws {
+        let key: String
+        switch principal {
+        case .anonymous: key = "req:ip:" + context.clientIP
+        default: key = "req:" + principal.actorKey
+        }
+        let decision = try await limiter.check(key, rule)
+        if !decision.allowed { throw decision.problem }
+    }
+}

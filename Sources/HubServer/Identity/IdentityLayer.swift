@@ -1,0 +1,145 @@
+import Foundation
+import HubAuth
+import HubHTTP
+import HubIO
+import HubStore
+import HubTelemetry
+import Logging
+
+/// The identity layer as a service: built once the stores run (it starts after them and stops
+/// before them), it holds the identity services, the Supabase JWT verifier with its JWKS
+/// refresher, one verified-token cache per loop, and the subscription that closes revoked
+/// devices' sockets on this node. It plugs the guard stages into the application.
+final class IdentityLayer: HubService, @unchecked Sendable {
+    // @unchecked: every `var` below is written once in `start()`, before the listeners bind
+    // (the service group starts before `HubServer` accepts), and only read afterwards.
+    let name = "identity"
+    let config: ServerConfig
+    let loops: [EventLoop]
+    let deviceConnections: DeviceConnections
+    private let dataStores: DataStores
+    private let application: HTTPApplication
+    private let logger: Logger
+    let metrics: IdentityMetrics
+
+    private(set) var identity: Identity!
+    private(set) var audit: AuditLog!
+    private(set) var stores: Stores!
+    private(set) var jwtVerifier: SupabaseJWTVerifier?
+    private(set) var jwksRefresher: JWKSRefresher?
+    /// One cache per loop, each touched only by its loop's thread.
+    let tokenCaches: [VerifiedTokenCache]
+    private var controlSubscription: (any PubSubSubscription)?
+
+    /// The pub/sub channel on which a node announces a device whose sockets must close.
+    static let deviceControlChannel = "device-control"
+
+    init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, application: HTTPApplication,
+         deviceConnections: DeviceConnections, registry: MetricsRegistry, logger: Logger) {
+        self.config = config
+        self.loops = loops
+        self.dataStores = dataStores
+        self.application = application
+        self.deviceConnections = deviceConnections
+        self.logger = logger
+        metrics = IdentityMetrics(registry: registry)
+        tokenCaches = loops.map { _ in VerifiedTokenCache() }
+    }
+
+    func start() async throws {
+        guard let stores = dataStores.stores else { throw ConfigError(message: "identity: the stores did not start") }
+        self.stores = stores
+        var identityConfig = IdentityConfiguration(hashKey: try loadHashKey())
+        identityConfig.activationCodeLifetime = .milliseconds(Int64(config.activationCodeTTL * 1000))
+        identityConfig.deviceTokenTTL = .milliseconds(Int64(config.deviceTokenTTL * 1000))
+        identityConfig.rateLimits.failedAttemptsPerIP = RateLimit.perMinute(config.authFailuresPerMinutePerIP)
+        identityConfig.rateLimits.requestsPerPrincipal = RateLimit.perMinute(config.requestsPerMinute)
+        identity = Identity(stores: stores, configuration: identityConfig, logger: logger)
+        audit = AuditLog(records: stores.records, logger: logger)
+        try await startJWT()
+
+        let connections = deviceConnections
+        let log = logger
+        controlSubscription = try await stores.pubSub.subscribe(Self.deviceControlChannel) { message in
+            guard let control = try? JSONDecoder().decode(DeviceControl.self, from: Data(message.payload)) else {
+                log.warning("unreadable device control message", metadata: ["bytes": .stringConvertible(message.payload.count)])
+                return
+            }
+            connections.close(deviceID: control.device_id, code: .forbidden, reason: control.reason)
+        }
+        application.authenticator = HubAuthenticator(layer: self)
+        application.rateLimiter = PrincipalRateLimiter(limiter: identity.rateLimiter, rule: identityConfig.rateLimits.requestsPerPrincipal)
+    }
+
+    func stop() async {
+        controlSubscription?.cancel()
+        controlSubscription = nil
+        await jwksRefresher?.stop()
+    }
+
+    /// Closes the device's sockets on every node: locally at once, elsewhere through pub/sub
+    /// (at most once; a node that misses it closes the socket at the next token re-check).
+    func closeDeviceSockets(_ deviceID: UUID, reason: String) async {
+        deviceConnections.close(deviceID: deviceID, code: .forbidden, reason: reason)
+        let payload = (try? JSONEncoder().encode(DeviceControl(device_id: deviceID, reason: reason))).map { Array($0) } ?? []
+        do {
+            try await stores.pubSub.publish(Self.deviceControlChannel, payload)
+        } catch {
+            logger.warning("device control message not published; other nodes close the socket at its next token check",
+                           metadata: ["device_id": .string(deviceID.uuidString), "error": .string("\(error)")])
+        }
+    }
+
+    private struct DeviceControl: Codable {
+        var device_id: UUID
+        var reason: String
+    }
+
+    /// `--hash-key` when given; otherwise (embedded store only, `validate()` enforces it) a
+    /// key generated once and kept next to the SQLite file.
+    private func loadHashKey() throws -> HashKey {
+        if let text = config.hashKey {
+            do { return try HashKey(text: text) } catch { throw ConfigError(message: "--hash-key: \(error)") }
+        }
+        let path = (config.dataDirectory as NSString).appendingPathComponent("hash.key")
+        do { return try HashKey.loadOrCreate(file: path) } catch { throw ConfigError(message: "hash key file \(path): \(error)") }
+    }
+
+    // MARK: JWT
+
+    /// Builds the verifier when Supabase is configured (URL, JWKS file or HS256 secret), loads
+    /// the JWKS once (a failure is logged and retried by the refresher: HS256 and later fetches
+    /// still work), and starts the periodic refresh.
+    private func startJWT() async throws {
+        guard config.supabaseURL != nil || config.supabaseJWKSFile != nil || config.supabaseJWTSecret != nil else {
+            logger.notice("no Supabase configuration: customer JWTs are refused (set --supabase-url, --supabase-jwks-file or --supabase-jwt-secret)")
+            return
+        }
+        var jwtConfig = config.supabaseURL.map { SupabaseJWTConfiguration.supabase(url: $0, hs256Secret: config.supabaseJWTSecret) }
+            ?? SupabaseJWTConfiguration(issuer: nil, hs256Secret: config.supabaseJWTSecret)
+        jwtConfig.leewaySeconds = Int64(config.jwtLeeway)
+        do { try jwtConfig.validate() } catch { throw ConfigError(message: "Supabase JWT settings: \(error)") }
+        let verifier = try await SupabaseJWTVerifier(configuration: jwtConfig)
+        jwtVerifier = verifier
+        guard let fetch = try JWKSSource.fetch(config: config, loop: loops[0], logger: logger) else { return }
+        let refresher = JWKSRefresher(verifier: verifier, logger: logger, fetch: fetch)
+        jwksRefresher = refresher
+        if await !refresher.refresh(), await refresher.lastError != nil {
+            logger.warning("JWKS not loaded at start; retrying in the background", metadata: ["error": .string(await refresher.lastError ?? "")])
+        }
+        await refresher.start()
+    }
+}
+
+/// Counters of the identity layer (what an operator alerts on).
+struct IdentityMetrics {
+    let authFailures: Counter
+    let jwtVerifications: Counter
+    let jwtRejections: Counter
+
+    init(registry: MetricsRegistry) {
+        authFailures = registry.counter("devicehub_auth_failures_total", help: "Requests refused for a missing or bad credential (401).")
+        jwtVerifications = registry.counter("devicehub_jwt_verifications_total", help: "Supabase JWTs accepted (verified or from the per-loop cache).")
+        jwtRejections = registry.counter("devicehub_jwt_rejections_total", help: "Supabase JWTs refused.")
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+import HubStore
+
+/// Online/offline per device, in the key/value store so that every node sees it: a device
+/// socket sets `presence:<device>` with a TTL when it opens and on every heartbeat, and deletes
+/// it when it closes. A node that dies stops refreshing, so its devices go offline by
+/// themselves within the TTL.
+///
+/// This is the minimal form the device list needs; the rooms layer adds `device.status` events
+/// and the holding node's identity.
+public struct DevicePresence: Sendable {
+    let keyValue: @Sendable () -> (any KeyValueStore)?
+    /// How long a presence lasts without a heartbeat: a bit over two heartbeat intervals.
+    public let ttl: Duration
+
+    public init(ttl: Duration = .seconds(90), keyValue: @escaping @Sendable () -> (any KeyValueStore)?) {
+        self.ttl = ttl
+        self.keyValue = keyValue
+    }
+
+    static func key(_ deviceID: UUID) -> String { "presence:" + deviceID.uuidString.lowercased() }
+
+    public func markOnline(_ deviceID: UUID) async throws(StoreError) {
+        try await keyValue()?.set(Self.key(deviceID), [1], ttl: ttl)
+    }
+
+    public func markOffline(_ deviceID: UUID) async throws(StoreError) {
+        _ = try await keyValue()?.delete([Self.key(deviceID)])
+    }
+
+    public func isOnline(_ deviceID: UUID) async throws(StoreError) -> Bool {
+        try await keyValue()?.get(Self.key(deviceID)) != nil
+    }
+}
