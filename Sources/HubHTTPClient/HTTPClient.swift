@@ -12,8 +12,9 @@ import Synchronization
 /// name or IP address. Responses are parsed by `HTTPResponseParser`, with its limits; a body
 /// over `limits.maxBodyBytes` fails the request instead of being buffered.
 ///
-/// The client runs either on a loop it is given (the server passes one of its own) or on a
-/// single-loop group it starts and owns; an owning client must be `shutdown()` when done.
+/// The client runs either on a loop it is given (the server passes one of its own; stop it only
+/// after the client's requests are done or the client is shut down) or on a single-loop group it
+/// starts and owns, stopped by `shutdown()` or when the client is released.
 public final class HTTPClient: Sendable {
     /// Settings shared by every request of one client.
     public struct Configuration: Sendable {
@@ -38,7 +39,14 @@ public final class HTTPClient: Sendable {
     /// The group this client started itself, if it was not given a loop.
     private let ownedGroup: EventLoopGroup?
     private let tlsContext: TLSContext
-    private let isShutDown = Mutex(false)
+    private let state = Mutex(State())
+
+    /// Whether the client is shut down, and the requests in flight (so shutdown can fail them
+    /// instead of leaving their tasks waiting on a loop that no longer runs).
+    private struct State {
+        var isShutDown = false
+        var inFlight: [ObjectIdentifier: HTTPExchange] = [:]
+    }
 
     /// A client on a loop thread of its own. Call `shutdown()` when done with it.
     public convenience init(configuration: Configuration = .init()) throws {
@@ -66,21 +74,21 @@ public final class HTTPClient: Sendable {
     }
 
     deinit {
-        stopOwnedLoop()
+        shutdown()
     }
 
-    /// Stops the client's own loop thread (if it started one). Requests still in flight are
-    /// abandoned; later requests fail with `.shutdown`. Idempotent.
+    /// Fails the requests in flight with `.shutdown` and stops the client's own loop thread (if
+    /// it started one; a loop it was given keeps running). Later requests fail with `.shutdown`.
+    /// Idempotent.
     public func shutdown() {
-        stopOwnedLoop()
-    }
-
-    private func stopOwnedLoop() {
-        let first = isShutDown.withLock { done in
-            defer { done = true }
-            return !done
+        let pending: [HTTPExchange]? = state.withLock { state in
+            guard !state.isShutDown else { return nil }
+            state.isShutDown = true
+            return Array(state.inFlight.values)
         }
-        guard first, let ownedGroup else { return }
+        guard let pending else { return }
+        for exchange in pending { exchange.abort(.shutdown) }
+        guard let ownedGroup else { return }
         // Released from a callback on its own loop thread, the loop cannot join itself.
         if loop.inLoop {
             loop.stop()
@@ -96,23 +104,31 @@ public final class HTTPClient: Sendable {
     /// `headers` are sent after `Host` and before `Content-Length` and `Connection`, which the
     /// client sets itself (so may the caller not). A body is announced with Content-Length;
     /// POST, PUT and PATCH always carry one (possibly `0`). `timeout` bounds the whole exchange,
-    /// name resolution included.
+    /// name resolution included. Cancelling the calling task fails the request with `.cancelled`
+    /// at once.
     public func request(method: HTTPMethod, url: String, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [],
                         timeout: Duration = .seconds(30)) async throws(HTTPClientError) -> HTTPClientResponse {
-        if isShutDown.withLock({ $0 }) { throw .shutdown }
         let parsed = try HTTPClientURL(url)
         let bytes = try Self.encode(method: method, url: parsed, headers: headers, body: body, userAgent: configuration.userAgent)
         let exchange = HTTPExchange(loop: loop, url: parsed, method: method, requestBytes: bytes,
                                     tlsContext: parsed.isTLS ? tlsContext : nil, limits: configuration.limits,
                                     timeoutNanoseconds: Self.nanoseconds(timeout))
+        let id = ObjectIdentifier(exchange)
+        let admitted = state.withLock { state in
+            guard !state.isShutDown else { return false }
+            state.inFlight[id] = exchange
+            return true
+        }
+        guard admitted else { throw .shutdown }
+        defer { _ = state.withLock { $0.inFlight.removeValue(forKey: id) } }
         let loop = self.loop
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                exchange.continuation = continuation
+                exchange.wait(continuation)
                 loop.execute { exchange.start() }
             }
         } onCancel: {
-            loop.execute { exchange.cancel() }
+            exchange.abort(.cancelled)
         }
         return try outcome.get()
     }

@@ -1,23 +1,33 @@
 import Foundation
 import HubHTTP
 import HubIO
+import Synchronization
 
 /// One request's life on its event loop: resolve the host (on a helper thread), connect to each
 /// resolved address in turn until one accepts, optionally run TLS, write the request, parse the
 /// response, and resume the waiting task exactly once, with the response or an error.
 ///
 /// One overall deadline covers every step; when it passes, the exchange fails with `.timeout`
-/// and closes whatever it has open.
+/// and closes whatever it has open. Cancellation and client shutdown decide the outcome from
+/// any thread at once (the waiting task does not wait for the loop), then let the loop close
+/// what is open.
 final class HTTPExchange: ChannelHandler, @unchecked Sendable {
-    // @unchecked Sendable: the requesting task hands the exchange to its loop and to the
-    // resolver thread, but every mutable property below is read and written on the loop's
-    // thread only: `start` and `cancel` arrive through `loop.execute`, the resolver thread
-    // reports through `loop.execute`, and the Connector, Channel and timer call back on the loop.
-    // The one exception is `continuation`, which the task stores before it queues `start`; the
-    // loop's task-queue lock orders that write before every read on the loop.
+    // @unchecked Sendable: the exchange is shared by the requesting task, its loop, the resolver
+    // thread and (on cancellation or shutdown) any thread. Every mutable property outside
+    // `completion` is read and written on the loop's thread only: `start` and `tearDown` arrive
+    // through `loop.execute`, the resolver thread reports through `loop.execute`, and the
+    // Connector, Channel and timer call back on the loop. `completion`, the only state other
+    // threads touch, is behind a Mutex.
 
     typealias Outcome = Result<HTTPClientResponse, HTTPClientError>
 
+    /// The waiting task and the outcome, decided once by whoever comes first.
+    private struct Completion {
+        var continuation: CheckedContinuation<Outcome, Never>?
+        var outcome: Outcome?
+    }
+
+    private let completion = Mutex(Completion())
     private let loop: EventLoop
     private let url: HTTPClientURL
     private let requestBytes: [UInt8]
@@ -25,11 +35,7 @@ final class HTTPExchange: ChannelHandler, @unchecked Sendable {
     private let limits: HTTPResponseParserLimits
     private let timeoutNanoseconds: UInt64
 
-    /// Set by the requesting task before `start` is queued; taken (and resumed) by `finish`.
-    var continuation: CheckedContinuation<Outcome, Never>?
-
-    private var started = false
-    private var cancelRequested = false
+    /// Loop-side resources are released; nothing more is started.
     private var finished = false
     private var deadline: UInt64 = 0
     private var timer: TimerHandle?
@@ -50,11 +56,42 @@ final class HTTPExchange: ChannelHandler, @unchecked Sendable {
         parser = HTTPResponseParser(limits: limits, requestMethod: method)
     }
 
+    // MARK: Outcome (any thread)
+
+    /// Hands over the waiting task; resumes it at once if the outcome is already decided.
+    func wait(_ continuation: CheckedContinuation<Outcome, Never>) {
+        let decided: Outcome? = completion.withLock { state in
+            if let outcome = state.outcome { return outcome }
+            state.continuation = continuation
+            return nil
+        }
+        if let decided { continuation.resume(returning: decided) }
+    }
+
+    /// Decides the outcome unless it is decided already, and resumes the task if it waits.
+    private func complete(_ outcome: Outcome) {
+        let waiting: CheckedContinuation<Outcome, Never>? = completion.withLock { state in
+            guard state.outcome == nil else { return nil }
+            state.outcome = outcome
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        waiting?.resume(returning: outcome)
+    }
+
+    private var isComplete: Bool { completion.withLock { $0.outcome != nil } }
+
+    /// Fails the request now (cancellation, shutdown) and has the loop release what is open.
+    func abort(_ error: HTTPClientError) {
+        complete(.failure(error))
+        loop.execute { self.tearDown() }
+    }
+
     // MARK: Driving (loop thread)
 
     func start() {
-        started = true
-        if cancelRequested { return finish(.failure(.cancelled)) }
+        // Aborted before the loop got to it.
+        if isComplete { return tearDown() }
         deadline = loop.now &+ timeoutNanoseconds
         // Weak: a timer stays in the loop's heap until due even when cancelled.
         timer = loop.schedule(after: timeoutNanoseconds) { [weak self] in self?.finish(.failure(.timeout)) }
@@ -67,11 +104,6 @@ final class HTTPExchange: ChannelHandler, @unchecked Sendable {
         }
         thread.name = "hub-http-resolve"
         thread.start()
-    }
-
-    func cancel() {
-        cancelRequested = true
-        if started { finish(.failure(.cancelled)) }
     }
 
     private func resolved(_ result: Result<[SocketAddress], Error>) {
@@ -111,20 +143,25 @@ final class HTTPExchange: ChannelHandler, @unchecked Sendable {
         guard !finished else { return }
         // A failure to set up the client side of TLS is not a reason to try another address.
         if let tlsError = error as? TLSError { return finish(.failure(.tlsFailed(tlsError.description))) }
-        connectErrors.append("\(address): \(error)")
+        // "127.0.0.1:8080: Connection refused" rather than IOError's "connect failed: …" again.
+        let reason = (error as? IOError).map { String(cString: strerror($0.errno)) } ?? "\(error)"
+        connectErrors.append("\(address): \(reason)")
         connectNext()
     }
 
-    /// Resumes the task once; closes the connection and stops the timer.
+    /// Decides the outcome (if still open) and releases the loop-side resources.
     private func finish(_ outcome: Outcome) {
+        complete(outcome)
+        tearDown()
+    }
+
+    /// Stops the timer and closes the connection; later events are ignored. Loop thread.
+    private func tearDown() {
         guard !finished else { return }
         finished = true
         timer?.cancel()
         timer = nil
         channel?.close(.immediately)
-        let waiting = continuation
-        continuation = nil
-        waiting?.resume(returning: outcome)
     }
 
     // MARK: ChannelHandler (loop thread)

@@ -233,6 +233,18 @@ final class HTTPClientTests: XCTestCase {
         XCTAssertEqual(second.body, pattern(6))
     }
 
+    func testShutdownFailsRequestsInFlight() async {
+        let client = self.client!
+        let target = url("/slow?seconds=5")
+        let task = Task { () async throws(HTTPClientError) -> HTTPClientResponse in try await client.get(target) }
+        try? await Task.sleep(for: .milliseconds(200))
+        let start = ContinuousClock.now
+        client.shutdown()
+        let result = await task.result
+        XCTAssertLessThan(ContinuousClock.now - start, .seconds(2))
+        guard case .failure(let error) = result, error as? HTTPClientError == .shutdown else { return XCTFail("\(result)") }
+    }
+
     func testRequestsAfterShutdownFail() async {
         client.shutdown()
         let error = await clientError { () async throws(HTTPClientError) in try await self.client.get(self.url("/cl")) }
