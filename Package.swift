@@ -48,6 +48,8 @@ let package = Package(
         .target(name: "HubHTTP", dependencies: [], swiftSettings: hotPath),
         // Pure RFC 6455 / RFC 7692 codec: frames, UTF-8, close codes, handshake, deflate.
         .target(name: "HubWebSocket", dependencies: ["CHubShims", "CZlib", "COpenSSL"], swiftSettings: hotPath),
+        // Small HTTP/1.1 client on our loops (TLS via HubIO): the JWKS fetch and hubctl.
+        .target(name: "HubHTTPClient", dependencies: ["HubIO", "HubHTTP"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // WebSocket connections on channels (both roles), fan-out, client connect.
         .target(name: "HubWebSocketIO", dependencies: ["HubIO", "HubWebSocket", "HubHTTP"], swiftSettings: hotPath),
         // Redis client on our event loops, over hiredis's async API.
@@ -91,7 +93,7 @@ let package = Package(
         .executableTarget(name: "redis-bench", dependencies: ["HubRedis", "HubIO"], path: "tools/redis-bench", swiftSettings: hotPath),
 
         .executableTarget(name: "hubctl", dependencies: [
-            "HubMigrations", "HubPostgres", "HubSQLite", "HubIO",
+            "HubMigrations", "HubPostgres", "HubSQLite", "HubIO", "HubHTTP", "HubHTTPClient", "COpenSSL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "tools/hubctl"),
         .executableTarget(name: "pg-bench", dependencies: ["HubPostgres", "HubIO", "HubTelemetry"], path: "tools/pg-bench"),
@@ -106,6 +108,10 @@ let package = Package(
         .testTarget(name: "HubSQLiteTests", dependencies: ["HubSQLite", "HubMigrations"]),
         .testTarget(name: "HubRedisTests", dependencies: ["HubRedis", "HubIO", "HubTelemetry", "HubTestSupport"]),
         .testTarget(name: "HubHTTPTests", dependencies: ["HubHTTP"]),
+        .testTarget(name: "HubHTTPClientTests", dependencies: ["HubHTTPClient", "HubHTTP", "HubIO", "HubTestSupport"]),
+        // Runs the built hubctl binary against a fake admin server (Python), and checks its
+        // dev tokens with PyJWT.
+        .testTarget(name: "HubCtlTests", dependencies: ["HubTestSupport"]),
         .testTarget(name: "HubIOTests", dependencies: ["HubIO"]),
         .testTarget(name: "HubTelemetryTests", dependencies: ["HubTelemetry", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "HubServerTests", dependencies: ["HubServer", "HubIO", "HubHTTP", "HubStore", "HubTestSupport"]),

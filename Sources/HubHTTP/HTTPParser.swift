@@ -396,7 +396,7 @@ public struct HTTPParser: Sendable {
             consumeLine(next: next)
             if contentEnd == start { return .request }
             if trailerCount >= limits.maxHeaderCount { return .error(.tooManyHeaders(limits.maxHeaderCount)) }
-            if case .failure(let error) = RequestHeadBuilder.splitField(buf, start, contentEnd) { return .error(error) }
+            if case .failure(let error) = HeaderFieldLine.split(buf, start, contentEnd) { return .error(error) }
             trailerCount &+= 1
             return nil
         }

@@ -14,18 +14,31 @@ public struct SocketAddress: CustomStringConvertible, Sendable {
 
     /// Resolves `host` (literal or name) and `port` for a TCP socket; the first result wins.
     public static func resolve(host: String, port: Int) throws -> SocketAddress {
+        try resolveAll(host: host, port: port)[0]
+    }
+
+    /// Every address `host` resolves to for a TCP socket, in the resolver's order of preference,
+    /// so that a client can fall back to the next one (`localhost` is often `::1` first while a
+    /// server listens on 127.0.0.1 only). Blocks in getaddrinfo: call it off the event loops.
+    public static func resolveAll(host: String, port: Int) throws -> [SocketAddress] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = AI_NUMERICSERV
         var result: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host == "*" ? "0.0.0.0" : host, String(port), &hints, &result)
-        guard rc == 0, let first = result else {
+        guard rc == 0, result != nil else {
             throw IOError(call: "getaddrinfo(\(host))", errno: rc == EAI_SYSTEM ? errno : EINVAL)
         }
         defer { freeaddrinfo(result) }
-        var storage = sockaddr_storage()
-        memcpy(&storage, first.pointee.ai_addr, Int(first.pointee.ai_addrlen))
-        return SocketAddress(storage: storage, length: first.pointee.ai_addrlen)
+        var addresses: [SocketAddress] = []
+        var next = result
+        while let info = next {
+            var storage = sockaddr_storage()
+            memcpy(&storage, info.pointee.ai_addr, Int(info.pointee.ai_addrlen))
+            addresses.append(SocketAddress(storage: storage, length: info.pointee.ai_addrlen))
+            next = info.pointee.ai_next
+        }
+        return addresses
     }
 
     public var family: Int32 { Int32(storage.ss_family) }

@@ -1,4 +1,5 @@
-// libFuzzer target for the HubHTTP request parser (and the response encoder it feeds).
+// libFuzzer target for the HubHTTP request parser (and the response encoder it feeds), and
+// for the response parser of the hub's HTTP client, which reads the same input as a response.
 //
 // Built by fuzz/run-http.sh together with Sources/HubHTTP/*.swift into one module, so the
 // parser's internals are in scope without @testable. Beyond "does not crash", the target
@@ -6,7 +7,8 @@
 //   1. termination: draining `next()` ends within (input length + 2) calls;
 //   2. split invariance: feeding the input whole and in two pieces gives identical results;
 //   3. the response encoder never lets a CR/LF from a header value split the head, and a
-//      PreparedResponseHead writes the same bytes as the general encoder.
+//      PreparedResponseHead writes the same bytes as the general encoder;
+//   4. the response parser terminates, is split-invariant (EOF included) and keeps its limits.
 // Those are the properties the unit tests check on samples; the fuzzer checks them on
 // whatever input reaches new coverage.
 
@@ -109,6 +111,55 @@ private func checkEncoderSanitizes(_ payload: UnsafeRawBufferPointer) {
     if lines != expectedLines { fatalError("response head has \(lines) lines, expected \(expectedLines)") }
 }
 
+private let smallResponseLimits = HTTPResponseParserLimits(maxHeadBytes: 256, maxHeaderCount: 8, maxBodyBytes: 128,
+                                                           maxChunkLineBytes: 32, maxInterimResponses: 2)
+
+private struct ResponseOutcome: Equatable {
+    var responses: [HTTPResponse] = []
+    var end: HTTPResponseParseResult = .needMoreData
+}
+
+/// Appends each chunk and drains after it, then signals EOF and drains once more.
+private func parseResponses(_ chunks: [UnsafeRawBufferPointer], limits: HTTPResponseParserLimits, total: Int) -> ResponseOutcome {
+    var parser = HTTPResponseParser(limits: limits)
+    var outcome = ResponseOutcome()
+    func drain() -> Bool {
+        for _ in 0...(total + 2) {
+            switch parser.next() {
+            case .response(let response):
+                outcome.responses.append(response)
+            case .needMoreData:
+                outcome.end = .needMoreData
+                return true
+            case .error(let error):
+                if parser.next() != .error(error) { fatalError("response parser error is not sticky") }
+                outcome.end = .error(error)
+                return false
+            }
+        }
+        fatalError("response parser next() did not terminate")
+    }
+    for chunk in chunks {
+        parser.append(chunk)
+        if !drain() { return outcome }
+    }
+    parser.finish()
+    _ = drain()
+    return outcome
+}
+
+private func checkResponseParser(_ payload: UnsafeRawBufferPointer, cut: Int, small: Bool) {
+    let limits = small ? smallResponseLimits : HTTPResponseParserLimits()
+    let whole = parseResponses([payload], limits: limits, total: payload.count)
+    let pieces = parseResponses([UnsafeRawBufferPointer(rebasing: payload[..<cut]),
+                                 UnsafeRawBufferPointer(rebasing: payload[cut...])], limits: limits, total: payload.count)
+    if whole != pieces { fatalError("response split at \(cut) changed the result: \(whole.end) vs \(pieces.end)") }
+    for response in whole.responses {
+        if response.body.count > limits.maxBodyBytes { fatalError("response body over limit") }
+        if response.headers.count > limits.maxHeaderCount { fatalError("too many response headers") }
+    }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
@@ -131,5 +182,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     respond(to: whole)
     checkEncoderSanitizes(payload)
+    checkResponseParser(payload, cut: cut, small: selector & 1 == 0)
     return 0
 }

@@ -5,14 +5,26 @@ import HubMigrations
 import HubPostgres
 import HubSQLite
 
-/// `hubctl`: the hub operator's command-line tool. It builds on the store libraries, never on
-/// the server's insides.
+/// `hubctl`: the hub operator's command-line tool. It builds on the store libraries (migrate)
+/// and on HubHTTPClient (the admin API of a running hub), never on the server's insides.
 @main
 struct HubCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hubctl",
         abstract: "DeviceHub operator tool.",
-        subcommands: [Migrate.self])
+        discussion: """
+            The admin commands (org, member, api-key) talk to a running hub: --url (or \
+            DEVICEHUB_URL, default http://127.0.0.1:8080) and --token (or DEVICEHUB_ADMIN_TOKEN) may \
+            be given before the subcommand or after it.
+            """,
+        subcommands: [Migrate.self, OrgCommand.self, MemberCommand.self, APIKeyCommand.self, MintDevJWT.self])
+
+    /// ArgumentParser reads an option only on the command that declares it, and the admin
+    /// options are declared on each leaf command (so its help lists them). Moving them from
+    /// before the subcommand to its end lets `hubctl --url U org get ID` work as well.
+    static func main() async {
+        await main(AdminOptions.hoistingLeadingOptions(Array(CommandLine.arguments.dropFirst())))
+    }
 }
 
 /// `hubctl migrate`: applies the SQL migrations embedded in this binary (built from

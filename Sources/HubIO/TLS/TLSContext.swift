@@ -69,9 +69,11 @@ public final class TLSContext: @unchecked Sendable {
 
     /// A client context (TLS 1.2 or newer, renegotiation refused) offering `alpn` protocols. With
     /// `verifyPeer`, the server chain must verify against `caFile`, or against the system trust
-    /// store when `caFile` is nil; the host name is checked per engine (see
+    /// store when `caFile` is nil, or against `additionalCAFile` (trusted besides either, e.g. a
+    /// private or test CA next to the public ones); the host name is checked per engine (see
     /// `TLSEngine.init(context:serverName:maxBufferedPlaintext:)`).
-    public static func client(verifyPeer: Bool, caFile: String? = nil, alpn: [String] = ["http/1.1"]) throws -> TLSContext {
+    public static func client(verifyPeer: Bool, caFile: String? = nil, additionalCAFile: String? = nil,
+                              alpn: [String] = ["http/1.1"]) throws -> TLSContext {
         let context = try make(method: TLS_client_method(), role: .client, verifiesPeer: verifyPeer)
         let ctx = context.pointer
 
@@ -85,6 +87,11 @@ public final class TLSContext: @unchecked Sendable {
             } else {
                 guard SSL_CTX_set_default_verify_paths(ctx) == 1 else {
                     throw TLSError.fromOpenSSL(operation: "load CA file", context: "cannot load the system trust store")
+                }
+            }
+            if let additionalCAFile {
+                guard SSL_CTX_load_verify_locations(ctx, additionalCAFile, nil) == 1 else {
+                    throw TLSError.fromOpenSSL(operation: "load CA file", context: "cannot load CA certificates from '\(additionalCAFile)'")
                 }
             }
         } else {
