@@ -22,12 +22,14 @@ let package = Package(
         .executable(name: "devicehub", targets: ["devicehub"]),
         .executable(name: "ws-echo", targets: ["ws-echo"]),
         .executable(name: "hubctl", targets: ["hubctl"]),
+        .executable(name: "jwt-bench", targets: ["jwt-bench"]),
         .library(name: "DeviceHub", targets: ["HubServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
     ],
     targets: [
         // C entry points.
@@ -69,6 +71,13 @@ let package = Package(
             "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubIO", "HubTelemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Authentication: Supabase JWT verification (JWT/), credentials and identities. Swift 6
+        // mode. jwt-kit does the JOSE crypto and JWK parsing; verification itself is synchronous
+        // on the caller's loop (docs/auth-jwt.md).
+        .target(name: "HubAuth", dependencies: [
+            .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Atomics", package: "swift-atomics"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: hotPath + [.swiftLanguageMode(.v6)]),
         // Endpoints, configuration, connection shell, lifecycle.
         .target(name: "HubServer", dependencies: [
             "HubIO", "HubHTTP", "HubTelemetry", "HubWebSocket", "HubWebSocketIO",
@@ -96,6 +105,8 @@ let package = Package(
             "HubMigrations", "HubPostgres", "HubSQLite", "HubIO", "HubHTTP", "HubHTTPClient", "COpenSSL",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "tools/hubctl"),
+        .executableTarget(name: "jwt-bench", dependencies: ["HubAuth", .product(name: "JWTKit", package: "jwt-kit")],
+            path: "tools/jwt-bench", swiftSettings: hotPath + [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "pg-bench", dependencies: ["HubPostgres", "HubIO", "HubTelemetry"], path: "tools/pg-bench"),
 
         // Real redis-server and PostgreSQL for the integration tests (not a test target itself,
@@ -114,6 +125,8 @@ let package = Package(
         .testTarget(name: "HubCtlTests", dependencies: ["HubTestSupport"]),
         .testTarget(name: "HubIOTests", dependencies: ["HubIO"]),
         .testTarget(name: "HubTelemetryTests", dependencies: ["HubTelemetry", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "HubAuthTests", dependencies: ["HubAuth", .product(name: "JWTKit", package: "jwt-kit")],
+            swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "HubServerTests", dependencies: ["HubServer", "HubIO", "HubHTTP", "HubStore", "HubTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

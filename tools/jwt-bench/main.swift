@@ -1,0 +1,2 @@
+import HubAuth
+print("placeholder")
