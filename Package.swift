@@ -81,7 +81,7 @@ let package = Package(
         // Endpoints, configuration, connection shell, lifecycle.
         .target(name: "HubServer", dependencies: [
             "HubIO", "HubHTTP", "HubTelemetry", "HubWebSocket", "HubWebSocketIO",
-            "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubStore",
+            "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubStore", "HubAuth", "HubHTTPClient",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath, plugins: ["BuildInfoPlugin"]),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
