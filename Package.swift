@@ -67,6 +67,11 @@ let package = Package(
             "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubIO", "HubTelemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Identity: credentials (activation codes, device secrets and tokens, API keys), rate
+        // limits, orgs/devices/keys services over the store interfaces; JWT verification.
+        .target(name: "HubAuth", dependencies: [
+            "HubStore", "HubHTTP", "COpenSSL", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: [.swiftLanguageMode(.v6)]),
         // Endpoints, configuration, connection shell, lifecycle.
         .target(name: "HubServer", dependencies: [
             "HubIO", "HubHTTP", "HubTelemetry", "HubWebSocket", "HubWebSocketIO",
@@ -105,6 +110,10 @@ let package = Package(
         .testTarget(name: "HubHTTPTests", dependencies: ["HubHTTP"]),
         .testTarget(name: "HubIOTests", dependencies: ["HubIO"]),
         .testTarget(name: "HubTelemetryTests", dependencies: ["HubTelemetry", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "HubAuthTests", dependencies: [
+            "HubAuth", "HubStore", "HubHTTP", "HubTestSupport", "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubIO",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "HubServerTests", dependencies: ["HubServer", "HubIO", "HubHTTP", "HubStore", "HubTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

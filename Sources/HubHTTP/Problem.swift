@@ -27,6 +27,9 @@ public struct Problem: Error, Codable, Equatable, Hashable, Sendable, CustomStri
     public var instance: String?
     /// Correlates the response with server logs.
     public var requestID: String?
+    /// Seconds the client should wait before retrying (429, 503): the server edge sends it as
+    /// `Retry-After`. A header, not part of the body, so it is left out of `CodingKeys`.
+    public var retryAfterSeconds: Int? = nil
 
     /// Media type to send in `Content-Type`.
     public static let contentType = "application/problem+json"
