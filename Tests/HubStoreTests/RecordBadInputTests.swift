@@ -31,7 +31,7 @@ struct RecordBadInputTests {
                 #expect(Self.bytes(d.name) == Self.bytes(t) && Self.bytes(d.agentVersion) == Self.bytes(t))
                 #expect(canonicalJSON(d.metadata) == canonicalJSON(json))
                 // The cursor takes the same text.
-                #expect(try await store.devices(orgID: org.id, after: (t, UUID(uuidString: "00000000-0000-0000-0000-000000000000")!), limit: 10).map(\.id) == [device.id])
+                #expect(try await store.devices(orgID: org.id, state: nil, after: (t, UUID(uuidString: "00000000-0000-0000-0000-000000000000")!), limit: 10).map(\.id) == [device.id])
 
                 let session = DiagnosticSession(orgID: org.id, deviceID: device.id, requestedBy: UUID(), reason: t, state: .rejected, decidedBy: UUID(), decisionNote: t)
                 try await store.insertSession(session)
@@ -107,7 +107,7 @@ struct RecordBadInputTests {
                 #expect(e?.isInvalidArgument == true, "\(what): \(String(describing: e))")
             }
             #expect(try await store.org(slug: "over") == nil)
-            #expect(try await store.devices(orgID: f.org.id, after: nil, limit: 100).count == 2)
+            #expect(try await store.devices(orgID: f.org.id, state: nil, after: nil, limit: 100).count == 2)
             #expect(try await store.sessions(orgID: f.org.id, states: nil, limit: 100).count == 2)
             #expect(try await store.commands(sessionID: f.session.id, afterSeq: 0, limit: 100).count == 1)
             #expect(try await store.commandEvents(commandID: c.id).count == 1)
@@ -149,7 +149,7 @@ struct RecordBadInputTests {
                 ("device update", { _ = try await store.updateDevice(id: f.device.id, expected: nil, change: DeviceChange(agentVersion: nul)) }),
                 ("session update", { _ = try await store.updateSession(id: f.session.id, expected: nil, change: SessionChange(decisionNote: nul)) }),
                 ("command update", { _ = try await store.updateCommand(id: c.id, expected: nil, change: CommandChange(outputSummary: nul), event: nil) }),
-                ("cursor", { _ = try await store.devices(orgID: f.org.id, after: (nul, UUID()), limit: 1) }),
+                ("cursor", { _ = try await store.devices(orgID: f.org.id, state: nil, after: (nul, UUID()), limit: 1) }),
             ]
             for (what, body) in cases {
                 let e = await storeError(body)
@@ -157,7 +157,7 @@ struct RecordBadInputTests {
             }
             #expect(try await store.org(slug: "n1") == nil)
             #expect(try await store.org(slug: "n2") == nil)
-            #expect(try await store.devices(orgID: f.org.id, after: nil, limit: 100).map(\.id) == [f.device.id])
+            #expect(try await store.devices(orgID: f.org.id, state: nil, after: nil, limit: 100).map(\.id) == [f.device.id])
             #expect(try await store.device(id: f.device.id) == f.device)
             #expect(try await store.sessions(orgID: f.org.id, states: nil, limit: 100) == [f.session])
             #expect(try await store.commands(sessionID: f.session.id, afterSeq: 0, limit: 100).map(\.id) == [c.id])
@@ -197,7 +197,7 @@ struct RecordBadInputTests {
                 let e = await storeError(body)
                 #expect(e?.isInvalidArgument == true, "\(what): \(String(describing: e))")
             }
-            #expect(try await store.devices(orgID: f.org.id, after: nil, limit: 100) == [f.device])
+            #expect(try await store.devices(orgID: f.org.id, state: nil, after: nil, limit: 100) == [f.device])
             #expect(try await store.commands(sessionID: f.session.id, afterSeq: 0, limit: 100).map(\.canonical) == [c.canonical])
             #expect(try await store.commandEvents(commandID: c.id).isEmpty)
             #expect(try await store.audit(orgID: nil, beforeID: nil, limit: 100).isEmpty)

@@ -82,6 +82,27 @@ struct RecordConformanceTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func orgsByIDInIDOrderLeaveUnknownIDsOut(_ backend: Backend) async throws {
+        try await withRecordStore(backend) { store in
+            var orgs: [Org] = []
+            for i in 0..<5 {
+                let o = Org(name: "Org \(i)", slug: "org-\(i)", autoApprovedKinds: ["k\(i)"], createdAt: at(baseMillis + Int64(i)))
+                try await store.insertOrg(o)
+                orgs.append(o)
+            }
+            let wanted = [orgs[3], orgs[0], orgs[4]]
+            let byID = wanted.sorted { $0.id.uuidString.lowercased() < $1.id.uuidString.lowercased() }
+            // Unknown ids are left out, repeated ids count once.
+            #expect(try await store.orgs(ids: [wanted[0].id, UUID(), wanted[1].id, wanted[2].id, wanted[0].id, UUID()]) == byID)
+            #expect(try await store.orgs(ids: [orgs[2].id]) == [orgs[2]])
+            #expect(try await store.orgs(ids: [UUID()]).isEmpty)
+            #expect(try await store.orgs(ids: []).isEmpty)
+            let tooMany = await storeError { _ = try await store.orgs(ids: (0...StoreLimits.maxBatch).map { _ in UUID() }) }
+            #expect(tooMany?.isInvalidArgument == true, "\(String(describing: tooMany))")
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
     func auditNewestFirstWithPaging(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let org = Org(name: "A", slug: "a")

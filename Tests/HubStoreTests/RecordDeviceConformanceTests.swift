@@ -37,13 +37,53 @@ struct RecordDeviceConformanceTests {
             var pages: [[Device]] = []
             var cursor: (name: String, id: UUID)?
             while true {
-                let page = try await store.devices(orgID: f.org.id, after: cursor, limit: 3)
+                let page = try await store.devices(orgID: f.org.id, state: nil, after: cursor, limit: 3)
                 if page.isEmpty { break }
                 pages.append(page)
                 cursor = page.last.map { ($0.name, $0.id) }
             }
             #expect(pages.map(\.count) == [3, 3, 2])
             #expect(pages.flatMap { $0 }.map(\.id) == expected.map(\.id))
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func devicesFilteredByStatePageByNameThenID(_ backend: Backend) async throws {
+        try await withRecordStore(backend) { store in
+            let f = try await RecordFixture.make(store) // its device "dev-1" is provisioned
+            let other = Org(name: "Other", slug: "other")
+            try await store.insertOrg(other)
+            try await store.insertDevice(Device(orgID: other.id, name: "a", state: .active, secretHash: [1]))
+            var active: [Device] = []
+            for (i, name) in ["d", "a", "c", "a", "b"].enumerated() {
+                let d = Device(orgID: f.org.id, name: name, state: .active, secretHash: [UInt8(i + 1)], createdAt: at(baseMillis))
+                try await store.insertDevice(d)
+                active.append(d)
+            }
+            let disabled = Device(orgID: f.org.id, name: "a", state: .disabled, createdAt: at(baseMillis))
+            try await store.insertDevice(disabled)
+            // Moving a device out of the state takes it out of the listing.
+            let leaving = active.removeLast()
+            _ = try await store.updateDevice(id: leaving.id, expected: nil, change: DeviceChange(state: .disabled))
+
+            let expected = active.sorted { ($0.name.utf8.lexicographicallyPrecedes($1.name.utf8)) || ($0.name == $1.name && $0.id.uuidString.lowercased() < $1.id.uuidString.lowercased()) }
+            var pages: [[Device]] = []
+            var cursor: (name: String, id: UUID)?
+            while true {
+                let page = try await store.devices(orgID: f.org.id, state: .active, after: cursor, limit: 3)
+                if page.isEmpty { break }
+                pages.append(page)
+                cursor = page.last.map { ($0.name, $0.id) }
+            }
+            #expect(pages.map(\.count) == [3, 1])
+            #expect(pages.flatMap { $0 }.map(\.id) == expected.map(\.id))
+            #expect(try await store.devices(orgID: f.org.id, state: .provisioned, after: nil, limit: 10).map(\.id) == [f.device.id])
+            let disabledIDs = try await store.devices(orgID: f.org.id, state: .disabled, after: nil, limit: 10).map(\.id)
+            #expect(Set(disabledIDs) == [disabled.id, leaving.id])
+            #expect(try await store.devices(orgID: f.org.id, state: nil, after: nil, limit: 100).count == 7)
+            // A cursor past every match, and an org without such devices.
+            #expect(try await store.devices(orgID: f.org.id, state: .active, after: ("zzz", UUID()), limit: 10).isEmpty)
+            #expect(try await store.devices(orgID: other.id, state: .disabled, after: nil, limit: 10).isEmpty)
         }
     }
 

@@ -2,8 +2,8 @@ import struct Foundation.Date
 import struct Foundation.UUID
 
 /// The durable records (PostgreSQL, or SQLite embedded): orgs and members, devices and their
-/// activation codes, diagnostic sessions, commands with their events and execution logs, and the
-/// audit trail. See `Records.swift` for the conventions both backends share.
+/// activation codes, API keys, diagnostic sessions, commands with their events and execution
+/// logs, and the audit trail. See `Records.swift` for the conventions both backends share.
 ///
 /// State changes are conditional (`expected` states, checked and written in one statement or
 /// transaction), so two nodes racing on an approval cannot both win.
@@ -21,13 +21,16 @@ public protocol RecordStore: Sendable {
     func memberships(userID: UUID) async throws(StoreError) -> [Membership]
     /// An org's members, ordered by user id.
     func members(orgID: UUID) async throws(StoreError) -> [Membership]
+    /// Orgs by id (for `GET /customer/orgs`), ordered by id; ids not found are left out. At
+    /// most `StoreLimits.maxBatch` ids (more is `invalidArgument`); repeated ids count once.
+    func orgs(ids: [UUID]) async throws(StoreError) -> [Org]
 
     // MARK: devices
     func insertDevice(_ device: Device) async throws(StoreError)
     func device(id: UUID) async throws(StoreError) -> Device?
-    /// An org's devices ordered by (name, id), after the cursor `after` (the last page's last
-    /// device), at most `limit` (1...`StoreLimits.maxBatch`).
-    func devices(orgID: UUID, after: (name: String, id: UUID)?, limit: Int) async throws(StoreError) -> [Device]
+    /// An org's devices in `state` (nil: any) ordered by (name, id), after the cursor `after`
+    /// (the last page's last device), at most `limit` (1...`StoreLimits.maxBatch`).
+    func devices(orgID: UUID, state: DeviceState?, after: (name: String, id: UUID)?, limit: Int) async throws(StoreError) -> [Device]
     /// Applies `change` when the device's state is in `expected` (nil: any state).
     func updateDevice(id: UUID, expected: Set<DeviceState>?, change: DeviceChange) async throws(StoreError) -> RecordUpdate<Device>
 
@@ -38,6 +41,22 @@ public protocol RecordStore: Sendable {
     /// Finds the code by hash and, when it is unused and `expiresAt > now`, marks it used, in one
     /// atomic step.
     func redeemActivationCode(codeHash: [UInt8], now: Date) async throws(StoreError) -> ActivationRedemption
+
+    // MARK: API keys
+    /// A duplicate prefix (or id) is `.conflict`; an unknown org is `invalidArgument`.
+    func insertAPIKey(_ key: APIKeyRecord) async throws(StoreError)
+    func apiKey(id: UUID) async throws(StoreError) -> APIKeyRecord?
+    /// The key with this prefix; nil also for a string no stored prefix can be (wrong length,
+    /// NUL), since callers pass what a client presented.
+    func apiKey(prefix: String) async throws(StoreError) -> APIKeyRecord?
+    /// Keys of one org (nil: hub-wide keys, those without an org), newest first (createdAt
+    /// descending, then id ascending), at most `limit` (1...`StoreLimits.maxBatch`). Revoked
+    /// keys are listed too.
+    func apiKeys(orgID: UUID?, limit: Int) async throws(StoreError) -> [APIKeyRecord]
+    /// Sets revokedAt when not yet revoked; `.conflict(current:)` when already revoked.
+    func revokeAPIKey(id: UUID, at: Date) async throws(StoreError) -> RecordUpdate<APIKeyRecord>
+    /// Sets lastUsedAt (no-op when the key does not exist).
+    func touchAPIKey(id: UUID, at: Date) async throws(StoreError)
 
     // MARK: diagnostic sessions
     func insertSession(_ session: DiagnosticSession) async throws(StoreError)

@@ -1,8 +1,9 @@
 import Foundation
 
 /// A column value on its way into either database, before the backend's own parameter type:
-/// each backend renders it (placeholder and parameter) in its dialect, so the mapping of a
-/// record to its columns is written once.
+/// `RecordQuery` renders its placeholder (with any cast) in the database's dialect and each
+/// backend binds it as its driver wants, so the mapping of a record to its columns is written
+/// once.
 enum RecordValue {
     case text(String)
     case int(Int64)
@@ -49,6 +50,10 @@ struct RecordTable {
     static let activationCodes = RecordTable(name: "activation_codes", columns: [
         ("id", .plain), ("org_id", .plain), ("device_id", .plain), ("code_hash", .plain), ("expires_at", .plain),
         ("attempts", .plain), ("max_attempts", .plain), ("used_at", .plain), ("created_by", .plain), ("created_at", .plain),
+    ])
+    static let apiKeys = RecordTable(name: "api_keys", columns: [
+        ("id", .plain), ("org_id", .plain), ("name", .plain), ("prefix", .plain), ("key_hash", .plain), ("scopes", .textArray),
+        ("expires_at", .plain), ("revoked_at", .plain), ("last_used_at", .plain), ("created_by", .plain), ("created_at", .plain),
     ])
     static let sessions = RecordTable(name: "diagnostic_sessions", columns: [
         ("id", .plain), ("org_id", .plain), ("device_id", .plain), ("requested_by", .plain), ("reason", .plain),
@@ -110,6 +115,13 @@ enum RecordColumns {
         [("id", .uuid(c.id)), ("org_id", .uuid(c.orgID)), ("device_id", .uuid(c.deviceID)), ("code_hash", .bytes(c.codeHash)),
          ("expires_at", .date(c.expiresAt)), ("attempts", .int(Int64(c.attempts))), ("max_attempts", .int(Int64(c.maxAttempts))),
          ("used_at", .date(c.usedAt)), ("created_by", .uuid(c.createdBy)), ("created_at", .date(c.createdAt))]
+    }
+
+    static func apiKey(_ k: APIKeyRecord) -> Assignments {
+        [("id", .uuid(k.id)), ("org_id", .uuid(k.orgID)), ("name", .text(k.name)), ("prefix", .text(k.prefix)),
+         ("key_hash", .bytes(k.keyHash)), ("scopes", .textArray(k.scopes)), ("expires_at", .date(k.expiresAt)),
+         ("revoked_at", .date(k.revokedAt)), ("last_used_at", .date(k.lastUsedAt)), ("created_by", .uuid(k.createdBy)),
+         ("created_at", .date(k.createdAt))]
     }
 
     static func session(_ s: DiagnosticSession) -> Assignments {
@@ -188,7 +200,7 @@ enum RecordColumns {
 /// One result row as the record decoders read it, whatever the backend: cells by position, in
 /// the order of the table's `RecordTable.columns`. Errors are `StoreError.backend` (a row that
 /// does not decode is a schema mismatch, not the caller's fault).
-protocol RecordCells {
+protocol RecordCells: Sendable {
     func isNull(_ i: Int) -> Bool
     func string(_ i: Int) throws(StoreError) -> String
     func int(_ i: Int) throws(StoreError) -> Int64
@@ -227,35 +239,41 @@ extension RecordCells {
 
 /// Records from rows laid out as `RecordTable`'s columns.
 enum RecordDecoding {
-    static func org(_ c: some RecordCells) throws(StoreError) -> Org {
+    static func org(_ c: any RecordCells) throws(StoreError) -> Org {
         Org(id: try c.uuid(0), name: try c.string(1), slug: try c.string(2), requireDistinctApprover: try c.bool(3),
             autoApprovedKinds: try c.stringArray(4), createdAt: try c.date(5), updatedAt: try c.date(6))
     }
 
-    static func membership(_ c: some RecordCells) throws(StoreError) -> Membership {
+    static func membership(_ c: any RecordCells) throws(StoreError) -> Membership {
         Membership(orgID: try c.uuid(0), userID: try c.uuid(1), role: try c.value(MemberRole.self, 2))
     }
 
-    static func device(_ c: some RecordCells) throws(StoreError) -> Device {
+    static func device(_ c: any RecordCells) throws(StoreError) -> Device {
         Device(id: try c.uuid(0), orgID: try c.uuid(1), name: try c.string(2), state: try c.value(DeviceState.self, 3),
                secretHash: try c.optBytes(4), lastSeenAt: try c.optDate(5), agentVersion: try c.optString(6),
                metadata: try c.string(7), createdAt: try c.date(8), updatedAt: try c.date(9))
     }
 
-    static func activationCode(_ c: some RecordCells) throws(StoreError) -> ActivationCode {
+    static func activationCode(_ c: any RecordCells) throws(StoreError) -> ActivationCode {
         ActivationCode(id: try c.uuid(0), orgID: try c.uuid(1), deviceID: try c.uuid(2), codeHash: try c.bytes(3),
                        expiresAt: try c.date(4), attempts: Int(try c.int(5)), maxAttempts: Int(try c.int(6)),
                        usedAt: try c.optDate(7), createdBy: try c.optUUID(8), createdAt: try c.date(9))
     }
 
-    static func session(_ c: some RecordCells) throws(StoreError) -> DiagnosticSession {
+    static func apiKey(_ c: any RecordCells) throws(StoreError) -> APIKeyRecord {
+        APIKeyRecord(id: try c.uuid(0), orgID: try c.optUUID(1), name: try c.string(2), prefix: try c.string(3), keyHash: try c.bytes(4),
+                     scopes: try c.stringArray(5), expiresAt: try c.optDate(6), revokedAt: try c.optDate(7), lastUsedAt: try c.optDate(8),
+                     createdBy: try c.optUUID(9), createdAt: try c.date(10))
+    }
+
+    static func session(_ c: any RecordCells) throws(StoreError) -> DiagnosticSession {
         DiagnosticSession(id: try c.uuid(0), orgID: try c.uuid(1), deviceID: try c.uuid(2), requestedBy: try c.uuid(3),
                           reason: try c.string(4), state: try c.value(SessionState.self, 5), decidedBy: try c.optUUID(6),
                           decidedAt: try c.optDate(7), decisionNote: try c.optString(8), expiresAt: try c.optDate(9),
                           closedAt: try c.optDate(10), createdAt: try c.date(11), updatedAt: try c.date(12))
     }
 
-    static func command(_ c: some RecordCells) throws(StoreError) -> CommandRecord {
+    static func command(_ c: any RecordCells) throws(StoreError) -> CommandRecord {
         CommandRecord(id: try c.uuid(0), seq: try c.int(1), orgID: try c.uuid(2), sessionID: try c.uuid(3), deviceID: try c.uuid(4),
                       kind: try c.string(5), arguments: try c.string(6), priority: try c.value(QueuePriority.self, 7),
                       state: try c.value(CommandState.self, 8), needsApproval: try c.bool(9), proposedBy: try c.string(10),
@@ -266,16 +284,16 @@ enum RecordDecoding {
                       result: try c.optString(23), finishedAt: try c.optDate(24), createdAt: try c.date(25), updatedAt: try c.date(26))
     }
 
-    static func commandEvent(_ c: some RecordCells) throws(StoreError) -> CommandEvent {
+    static func commandEvent(_ c: any RecordCells) throws(StoreError) -> CommandEvent {
         CommandEvent(id: try c.int(0), commandID: try c.uuid(1), event: try c.string(2), fromState: try c.optValue(CommandState.self, 3),
                      toState: try c.optValue(CommandState.self, 4), actor: try c.optString(5), detail: try c.string(6), at: try c.date(7))
     }
 
-    static func logLine(_ c: some RecordCells) throws(StoreError) -> ExecutionLogLine {
+    static func logLine(_ c: any RecordCells) throws(StoreError) -> ExecutionLogLine {
         ExecutionLogLine(commandID: try c.uuid(0), seq: try c.int(1), stream: try c.value(LogStream.self, 2), line: try c.string(3), at: try c.date(4))
     }
 
-    static func audit(_ c: some RecordCells) throws(StoreError) -> AuditEntry {
+    static func audit(_ c: any RecordCells) throws(StoreError) -> AuditEntry {
         AuditEntry(id: try c.int(0), at: try c.date(1), orgID: try c.optUUID(2), actorType: try c.value(AuditActorType.self, 3),
                    actorID: try c.optString(4), action: try c.string(5), targetType: try c.optString(6), targetID: try c.optString(7),
                    outcome: try c.value(AuditOutcome.self, 8), requestID: try c.optString(9), ip: try c.optString(10), detail: try c.string(11))

@@ -73,6 +73,20 @@ enum RecordValidation {
         return a
     }
 
+    static func apiKey(_ key: APIKeyRecord) throws(StoreError) -> APIKeyRecord {
+        var k = key
+        try text(k.name, "API key name", chars: 1...200)
+        try text(k.prefix, "API key prefix", chars: apiKeyPrefixChars)
+        try hash(k.keyHash, "keyHash")
+        if k.scopes.count > maxScopes { throw .invalidArgument("\(k.scopes.count) scopes, over \(maxScopes)") }
+        for s in k.scopes where !isScope(s) { throw .invalidArgument("scope must match ^[a-z][a-z0-9:_-]{0,63}$") }
+        k.expiresAt = try date(k.expiresAt, "expiresAt")
+        k.revokedAt = try date(k.revokedAt, "revokedAt")
+        k.lastUsedAt = try date(k.lastUsedAt, "lastUsedAt")
+        k.createdAt = try date(k.createdAt, "createdAt")
+        return k
+    }
+
     static func session(_ session: DiagnosticSession) throws(StoreError) -> DiagnosticSession {
         var s = session
         try text(s.reason, "reason", chars: 1...2000)
@@ -183,7 +197,35 @@ enum RecordValidation {
         return u.enumerated().allSatisfy { ok($0.element, first: $0.offset == 0) }
     }
 
+    /// True for a string `apiKey(prefix:)` can find at all: a presented key's prefix comes from
+    /// a client, and anything no stored prefix can be is simply not there (not the caller's bug).
+    static func isAPIKeyPrefix(_ s: String) -> Bool {
+        apiKeyPrefixChars.contains(s.unicodeScalars.count) && !s.utf8.contains(0)
+    }
+
+    /// The ids of one `orgs(ids:)` call, each once, within `StoreLimits.maxBatch`.
+    static func ids(_ ids: [UUID]) throws(StoreError) -> [UUID] {
+        let unique = Array(Set(ids))
+        if unique.count > StoreLimits.maxBatch { throw .invalidArgument("\(unique.count) ids in one call, over \(StoreLimits.maxBatch)") }
+        return unique
+    }
+
     // MARK: fields
+
+    /// The schema's `length(prefix) BETWEEN 6 AND 32`.
+    static let apiKeyPrefixChars = 6...32
+    /// Scopes are a short closed vocabulary (`admin`, `devices:read` ...); a long list is a bug.
+    static let maxScopes = 32
+
+    /// `^[a-z][a-z0-9:_-]{0,63}$`: scopes are compared as exact tokens, so only plain ASCII.
+    static func isScope(_ s: String) -> Bool {
+        let u = Array(s.utf8)
+        guard (1...64).contains(u.count), (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(u[0]) else { return false }
+        return u.dropFirst().allSatisfy { c in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+                || c == UInt8(ascii: ":") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
+        }
+    }
 
     /// NUL-free text of at most `maxBytes` UTF-8 bytes and, when given, `chars` Unicode scalars.
     static func text(_ s: String, _ field: String, chars: ClosedRange<Int>? = nil, maxBytes: Int = StoreLimits.maxValueBytes) throws(StoreError) {

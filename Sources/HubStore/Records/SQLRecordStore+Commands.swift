@@ -1,0 +1,101 @@
+import Foundation
+
+// Commands, their events and execution logs.
+extension SQLRecordStore {
+    /// `seq` is PostgreSQL's identity column; SQLite has no sequence, so there it is max(seq) + 1,
+    /// computed inside the inserting transaction (SQLite has one writer).
+    public func insertCommand(_ command: CommandRecord, event: CommandEvent?) async throws(StoreError) -> CommandRecord {
+        let c = try RecordValidation.command(command)
+        let e = try event.map { e throws(StoreError) in try RecordValidation.commandEvent(e, commandID: c.id) }
+        let seq: [(column: String, expression: RecordQuery)] =
+            dialect == .sqlite ? [("seq", "(SELECT COALESCE(MAX(seq), 0) + 1 FROM \(table: .commands))")] : []
+        var steps: [RecordBatch.Step] = [.init(query: .insert(.commands, RecordColumns.command(c), computed: seq, returning: true))]
+        if let e { steps.append(.init(query: .insert(.commandEvents, RecordColumns.commandEvent(e)))) }
+        let outcomes = try await database.run(RecordBatch(steps, atomic: true))
+        guard let row = outcomes[0]?.rows.first else { throw .backend("INSERT ... RETURNING returned no row") }
+        return try RecordDecoding.command(row)
+    }
+
+    public func command(id: UUID) async throws(StoreError) -> CommandRecord? {
+        try await one(.select(.commands, where: "id = \(.uuid(id))"), RecordDecoding.command)
+    }
+
+    public func commands(sessionID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord] {
+        let n = Int64(StoreLimits.clampBatch(limit))
+        return try await many(.select(.commands, where: "session_id = \(.uuid(sessionID)) AND seq > \(.int(afterSeq)) ORDER BY seq LIMIT \(.int(n))"),
+                              RecordDecoding.command)
+    }
+
+    public func unfinishedCommands(afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord] {
+        let n = Int64(StoreLimits.clampBatch(limit))
+        return try await many(.select(.commands, where: "state IN ('queued', 'claimed') AND seq > \(.int(afterSeq)) ORDER BY seq LIMIT \(.int(n))"),
+                              RecordDecoding.command)
+    }
+
+    /// The conditional update and the event in one transaction: the event is written only when
+    /// the update matched.
+    public func updateCommand(id: UUID, expected: Set<CommandState>?, change: CommandChange, event: CommandEvent?) async throws(StoreError) -> RecordUpdate<CommandRecord> {
+        let set = RecordColumns.commandChange(try RecordValidation.commandChange(change))
+        let e = try event.map { e throws(StoreError) in try RecordValidation.commandEvent(e, commandID: id) }
+        return try await conditionalUpdate(.commands, id: id, condition: expected.map { .stateIn($0.map(\.rawValue)) }, set: set,
+                                           then: e.map { .insert(.commandEvents, RecordColumns.commandEvent($0)) }, RecordDecoding.command)
+    }
+
+    public func appendCommandEvent(_ event: CommandEvent) async throws(StoreError) -> CommandEvent {
+        let e = try RecordValidation.commandEvent(event)
+        return try await returningOne(.insert(.commandEvents, RecordColumns.commandEvent(e), returning: true), RecordDecoding.commandEvent)
+    }
+
+    public func commandEvents(commandID: UUID) async throws(StoreError) -> [CommandEvent] {
+        try await many(.select(.commandEvents, where: "command_id = \(.uuid(commandID)) ORDER BY id"), RecordDecoding.commandEvent)
+    }
+
+    // MARK: execution logs
+
+    /// `ON CONFLICT DO NOTHING` skips resent seqs (also within a batch); the affected-row count
+    /// is the number of new lines. The batch is written differently per dialect, for speed:
+    /// PostgreSQL takes it in one statement (one round trip), the batch as one JSON array
+    /// parameter unpacked by `jsonb_array_elements`; SQLite, where a statement costs no round
+    /// trip, runs one INSERT per line in one transaction.
+    @discardableResult
+    public func appendLogLines(_ lines: [ExecutionLogLine]) async throws(StoreError) -> Int {
+        let checked = try RecordValidation.logLines(lines)
+        if checked.isEmpty { return 0 }
+        switch dialect {
+        case .postgres:
+            let batch = checked.map { l in
+                LogLineParameter(c: l.commandID.uuidString.lowercased(), s: l.seq, t: l.stream.rawValue, l: l.line, a: RecordTime.millisChecked(l.at) ?? 0)
+            }
+            guard let data = try? JSONEncoder().encode(batch) else { throw .backend("cannot encode log lines as JSON") }
+            return try await run("""
+                INSERT INTO \(table: .logs) (command_id, seq, stream, line, at)
+                SELECT (e->>'c')::uuid, (e->>'s')::bigint, e->>'t', e->>'l',
+                       'epoch'::timestamptz + (e->>'a')::bigint * interval '1 millisecond'
+                FROM jsonb_array_elements(\(.json(String(decoding: data, as: UTF8.self)))) WITH ORDINALITY AS x(e, n)
+                ORDER BY n
+                ON CONFLICT (command_id, seq) DO NOTHING
+                """).affectedRows
+        case .sqlite:
+            let steps = checked.map { l in
+                RecordBatch.Step(query: "\(RecordQuery.insert(.logs, RecordColumns.logLine(l))) ON CONFLICT (command_id, seq) DO NOTHING")
+            }
+            return try await database.run(RecordBatch(steps, atomic: true)).reduce(0) { $0 + ($1?.affectedRows ?? 0) }
+        }
+    }
+
+    public func logLines(commandID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [ExecutionLogLine] {
+        let n = Int64(StoreLimits.clampBatch(limit))
+        return try await many(.select(.logs, where: "command_id = \(.uuid(commandID)) AND seq > \(.int(afterSeq)) ORDER BY seq LIMIT \(.int(n))"),
+                              RecordDecoding.logLine)
+    }
+}
+
+/// One log line inside `appendLogLines`' JSON parameter (short keys: a batch may be large).
+private struct LogLineParameter: Encodable {
+    let c: String
+    let s: Int64
+    let t: String
+    let l: String
+    /// Milliseconds since 1970.
+    let a: Int64
+}
