@@ -70,24 +70,24 @@ func bytes(hex: String) -> [UInt8] {
         let vectors: [(String, String)] = [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"),
                                            ("fooba", "Zm9vYmE"), ("foobar", "Zm9vYmFy")]
         for (plain, encoded) in vectors {
-            #expect(Base64URL.encode(Array(plain.utf8)) == encoded)
-            #expect(Base64URL.decode(encoded) == Array(plain.utf8))
+            #expect(Base64URLText.encode(Array(plain.utf8)) == encoded)
+            #expect(Base64URLText.decode(encoded) == Array(plain.utf8))
         }
         // The URL-safe characters, where standard base64 has + and /.
-        #expect(Base64URL.encode([0xfb, 0xff, 0xbf]) == "-_-_")
-        #expect(Base64URL.decode("-_-_") == [0xfb, 0xff, 0xbf])
-        #expect(Base64URL.encode([UInt8](repeating: 0xff, count: 32)).count == 43)
+        #expect(Base64URLText.encode([0xfb, 0xff, 0xbf]) == "-_-_")
+        #expect(Base64URLText.decode("-_-_") == [0xfb, 0xff, 0xbf])
+        #expect(Base64URLText.encode([UInt8](repeating: 0xff, count: 32)).count == 43)
         for _ in 0..<50 {
             let random = SecureRandom.bytes(Int.random(in: 0...40))
-            #expect(Base64URL.decode(Base64URL.encode(random)) == random)
+            #expect(Base64URLText.decode(Base64URLText.encode(random)) == random)
         }
     }
 
     @Test func base64URLDecodeRejectsNonCanonicalText() {
-        #expect(Base64URL.decode("Zg==") == nil)  // padding
-        #expect(Base64URL.decode("Zm+v") == nil)  // standard alphabet
-        #expect(Base64URL.decode("Zm9 ") == nil)
-        #expect(Base64URL.decode("Z") == nil)     // impossible length
-        #expect(Base64URL.decode("Zh") == nil)    // unused bits set ("Zg" is the canonical form)
+        #expect(Base64URLText.decode("Zg==") == nil)  // padding
+        #expect(Base64URLText.decode("Zm+v") == nil)  // standard alphabet
+        #expect(Base64URLText.decode("Zm9 ") == nil)
+        #expect(Base64URLText.decode("Z") == nil)     // impossible length
+        #expect(Base64URLText.decode("Zh") == nil)    // unused bits set ("Zg" is the canonical form)
     }
 }

@@ -47,7 +47,7 @@ import Testing
     @Test func secretsAre43Base64URLCharactersAndVerifyOnlyThemselves() {
         let secret = DeviceSecret.random()
         #expect(secret.text.count == 43)
-        #expect(Base64URL.decode(secret.text)?.count == 32)
+        #expect(Base64URLText.decode(secret.text)?.count == 32)
         #expect(secret.storedHash == HubCrypto.sha256(secret.text))
         #expect(DeviceSecret.verify(secret.text, against: secret.storedHash))
         #expect(!DeviceSecret.verify(DeviceSecret.random().text, against: secret.storedHash))

@@ -27,7 +27,7 @@ public struct APIKeyText: Sendable, Equatable, CustomStringConvertible {
     public static func random() -> APIKeyText {
         // 256 is a multiple of 32: every prefix symbol is exactly uniform.
         let prefix = SecureRandom.bytes(prefixLength).map { prefixAlphabet[Int($0 & 31)] }
-        return APIKeyText(prefix: String(decoding: prefix, as: UTF8.self), secret: Base64URL.encode(SecureRandom.bytes(32)))
+        return APIKeyText(prefix: String(decoding: prefix, as: UTF8.self), secret: Base64URLText.encode(SecureRandom.bytes(32)))
     }
 
     private init(prefix: String, secret: String) {
@@ -45,7 +45,7 @@ public struct APIKeyText: Sendable, Equatable, CustomStringConvertible {
         let secret = bytes[(5 + Self.prefixLength)...]
         guard separator == UInt8(ascii: "_"),
               prefix.allSatisfy({ Self.prefixAlphabet.contains($0) }),
-              secret.allSatisfy({ Base64URL.value(of: $0) != nil }) else { return nil }
+              secret.allSatisfy({ Base64URLText.value(of: $0) != nil }) else { return nil }
         self.prefix = String(decoding: prefix, as: UTF8.self)
         self.secret = String(decoding: secret, as: UTF8.self)
     }

@@ -11,7 +11,7 @@ public struct DeviceSecret: Sendable, Equatable, CustomStringConvertible {
     public let text: String
 
     /// A fresh random secret.
-    public static func random() -> DeviceSecret { DeviceSecret(text: Base64URL.encode(SecureRandom.bytes(32))) }
+    public static func random() -> DeviceSecret { DeviceSecret(text: Base64URLText.encode(SecureRandom.bytes(32))) }
 
     private init(text: String) { self.text = text }
 

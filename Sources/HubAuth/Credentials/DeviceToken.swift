@@ -13,12 +13,12 @@ public struct DeviceToken: Sendable, Equatable, CustomStringConvertible {
     public let text: String
 
     /// A fresh random token.
-    public static func random() -> DeviceToken { DeviceToken(text: Base64URL.encode(SecureRandom.bytes(32))) }
+    public static func random() -> DeviceToken { DeviceToken(text: Base64URLText.encode(SecureRandom.bytes(32))) }
 
     /// A presented token: nil when it cannot be one of ours (wrong length or alphabet), so that
     /// junk never reaches the store.
     public init?(presented: String) {
-        guard presented.utf8.count == Self.textLength, Base64URL.isAlphabet(presented.utf8[...]) else { return nil }
+        guard presented.utf8.count == Self.textLength, Base64URLText.isAlphabet(presented.utf8[...]) else { return nil }
         self.text = presented
     }
 

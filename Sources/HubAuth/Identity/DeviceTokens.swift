@@ -69,8 +69,12 @@ extension DeviceIdentityService {
         // Hash and compare even without a device, so an unknown id costs the same CPU time.
         let matches = DeviceSecret.verify(secret, against: device?.secretHash ?? [UInt8](repeating: 0, count: 32))
         guard let device, matches, device.secretHash != nil, device.state == .active else {
-            let reason = device == nil ? (deviceID == nil ? "malformed_id" : "unknown_device")
-                : (device!.state != .active ? "device_\(device!.state.rawValue)" : "bad_secret")
+            let reason: String
+            switch device {
+            case nil: reason = deviceID == nil ? "malformed_id" : "unknown_device"
+            case let found? where found.state != .active: reason = "device_" + found.state.rawValue
+            default: reason = "bad_secret"
+            }
             await failures.recordFailure(subjects)
             await audit.recordBestEffort(.deviceAuthFailed, by: .device(deviceID, ip: caller.ip, requestID: caller.requestID),
                                          orgID: device?.orgID, target: deviceID.map(AuditTarget.device), outcome: .denied,

@@ -21,7 +21,7 @@ public struct IdentityConfiguration: Sendable {
 public struct Identity: Sendable {
     public let orgs: OrgService
     public let devices: DeviceIdentityService
-    // APIKEYS public let apiKeys: APIKeyService
+    public let apiKeys: APIKeyService
     /// For per-principal request limits (`configuration.rateLimits.requestsPerPrincipal`).
     public let rateLimiter: RateLimiter
     public let configuration: IdentityConfiguration
@@ -29,7 +29,7 @@ public struct Identity: Sendable {
     public init(stores: Stores, configuration: IdentityConfiguration, logger: Logger) {
         self.orgs = OrgService(stores: stores, logger: logger)
         self.devices = DeviceIdentityService(stores: stores, configuration: configuration, logger: logger)
-        // APIKEYS self.apiKeys = APIKeyService(stores: stores, configuration: configuration, logger: logger)
+        self.apiKeys = APIKeyService(stores: stores, configuration: configuration, logger: logger)
         self.rateLimiter = RateLimiter(counters: stores.counters)
         self.configuration = configuration
     }

@@ -14,7 +14,7 @@ struct ServiceHarness {
 
     var orgs: OrgService { identity.orgs }
     var devices: DeviceIdentityService { identity.devices }
-    // APIKEYS var apiKeys: APIKeyService { identity.apiKeys }
+    var apiKeys: APIKeyService { identity.apiKeys }
 
     /// Audit entries (all orgs), oldest first.
     func audit() async throws -> [AuditEntry] {

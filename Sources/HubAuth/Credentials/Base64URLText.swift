@@ -1,6 +1,8 @@
 /// Base64url without padding (RFC 4648 §5): the text form of device secrets, device tokens and
-/// API key secrets, safe in URLs, headers and JSON without escaping.
-public enum Base64URL {
+/// API key secrets, safe in URLs, headers and JSON without escaping. (Not named `Base64URL`:
+/// the JWT verifier has an internal type of that name, a pointer-based decoder for its hot path,
+/// in the same module.)
+public enum Base64URLText {
     private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
     /// The value (0...63) of an alphabet character, or nil.
