@@ -71,10 +71,12 @@ let package = Package(
             "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubIO", "HubTelemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Authentication: Supabase JWT verification (JWT/), credentials and identities. Swift 6
-        // mode. jwt-kit does the JOSE crypto and JWK parsing; verification itself is synchronous
-        // on the caller's loop (docs/auth-jwt.md).
+        // Identity (Swift 6 mode): Supabase JWT verification (JWT/: jwt-kit does the JOSE crypto
+        // and JWK parsing; verification itself is synchronous on the caller's loop,
+        // docs/auth-jwt.md), credentials (activation codes, device secrets and tokens, API
+        // keys), rate limits, and the org/device/key services over the store interfaces.
         .target(name: "HubAuth", dependencies: [
+            "HubStore", "HubHTTP", "COpenSSL",
             .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Atomics", package: "swift-atomics"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath + [.swiftLanguageMode(.v6)]),
@@ -125,9 +127,11 @@ let package = Package(
         .testTarget(name: "HubCtlTests", dependencies: ["HubTestSupport"]),
         .testTarget(name: "HubIOTests", dependencies: ["HubIO"]),
         .testTarget(name: "HubTelemetryTests", dependencies: ["HubTelemetry", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "HubAuthTests", dependencies: ["HubAuth", .product(name: "JWTKit", package: "jwt-kit")],
-            swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "HubServerTests", dependencies: ["HubServer", "HubIO", "HubHTTP", "HubStore", "HubTestSupport"]),
+        .testTarget(name: "HubAuthTests", dependencies: [
+            "HubAuth", "HubStore", "HubHTTP", "HubTestSupport", "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubIO",
+            .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "HubServerTests", dependencies: ["HubServer", "HubIO", "HubHTTP", "HubStore", "HubAuth", "HubTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,153 @@
+import Foundation
+import HubHTTP
+import HubRedis
+import HubStore
+import Synchronization
+import Testing
+@testable import HubAuth
+
+/// A wall clock the test moves by hand (the limiter's window alignment reads it).
+final class ManualClock: Sendable {
+    private let millis: Mutex<Int64>
+    init(_ start: Int64) { millis = Mutex(start) }
+    var now: Int64 { millis.withLock { $0 } }
+    func advance(seconds: Double) { millis.withLock { $0 += Int64(seconds * 1000) } }
+    var function: @Sendable () -> Int64 { { [self] in now } }
+}
+
+/// A multiple of 60 s (and of 1 s): the start of a one-minute window.
+let alignedStart: Int64 = 1_700_000_040_000
+
+func withCounters<T>(_ backend: Backend, _ body: (any CounterStore) async throws -> T) async throws -> T {
+    switch backend {
+    case .embedded:
+        return try await body(EmbeddedCounterStore())
+    case .redisPostgres:
+        return try await AuthTestEnvironment.withRedis { client, _, namespace in
+            try await body(RedisCounterStore(client: client, namespace: namespace))
+        }
+    }
+}
+
+@Suite struct RateLimiterTests {
+    @Test(arguments: Backend.allCases)
+    func slidingLimitDeniesOverTheLimitAndTheRetryAfterIsExact(_ backend: Backend) async throws {
+        try await withCounters(backend) { counters in
+            let clock = ManualClock(alignedStart)
+            let limiter = RateLimiter(counters: counters, now: clock.function)
+            for expectedRemaining in [4, 3, 2, 1, 0] {
+                let decision = try await limiter.check("k", limit: 5, per: .seconds(60))
+                #expect(decision == RateLimitDecision(allowed: true, remaining: expectedRemaining, retryAfterSeconds: 0))
+            }
+            // Previous window empty, this one full: the next event fits once this window has
+            // become the previous one and decayed to 4/5 of its weight: 60 s + 12 s.
+            let denied = try await limiter.check("k", limit: 5, per: .seconds(60))
+            #expect(denied == RateLimitDecision(allowed: false, remaining: 0, retryAfterSeconds: 72))
+            // Denied events are rolled back: knocking on does not push the retry time out.
+            for _ in 0..<5 { _ = try await limiter.check("k", limit: 5, per: .seconds(60)) }
+            clock.advance(seconds: 71)
+            #expect(try await limiter.check("k", limit: 5, per: .seconds(60)).allowed == false)
+            clock.advance(seconds: 1)
+            #expect(try await limiter.check("k", limit: 5, per: .seconds(60)).allowed == true)
+            // Another key has its own budget.
+            #expect(try await limiter.check("other", limit: 5, per: .seconds(60)).remaining == 4)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func slidingLimitWeightsThePreviousWindow(_ backend: Backend) async throws {
+        try await withCounters(backend) { counters in
+            let clock = ManualClock(alignedStart)
+            let limiter = RateLimiter(counters: counters, now: clock.function)
+            for _ in 0..<10 { #expect(try await limiter.check("w", limit: 10, per: .seconds(60)).allowed) }
+            // Half way through the next window the previous 10 weigh 5: 5 more fit, not 10.
+            clock.advance(seconds: 90)
+            var allowed = 0
+            for _ in 0..<10 where try await limiter.check("w", limit: 10, per: .seconds(60)).allowed { allowed += 1 }
+            #expect(allowed == 5)
+            // Two windows later nothing of the burst is left.
+            clock.advance(seconds: 120)
+            #expect(try await limiter.check("w", limit: 10, per: .seconds(60)).remaining == 9)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func fixedLimitCountsFromTheFirstEvent(_ backend: Backend) async throws {
+        try await withCounters(backend) { counters in
+            let limiter = RateLimiter(counters: counters)
+            let rule = RateLimit(limit: 3, window: .seconds(60), kind: .fixed)
+            for remaining in [2, 1, 0] { #expect(try await limiter.check("f", rule).remaining == remaining) }
+            let denied = try await limiter.check("f", rule)
+            #expect(!denied.allowed)
+            #expect((59...60).contains(denied.retryAfterSeconds))
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func failureCountingPeeksWithoutCounting(_ backend: Backend) async throws {
+        try await withCounters(backend) { counters in
+            let clock = ManualClock(alignedStart)
+            let limiter = RateLimiter(counters: counters, now: clock.function)
+            let rule = RateLimit.perMinute(3)
+            for _ in 0..<10 { #expect(try await limiter.peek("p", rule).allowed) }  // peeking is free
+            try await limiter.record("p", rule)
+            try await limiter.record("p", rule)
+            #expect(try await limiter.peek("p", rule) == RateLimitDecision(allowed: true, remaining: 1, retryAfterSeconds: 0))
+            try await limiter.record("p", rule)
+            let blocked = try await limiter.peek("p", rule)
+            #expect(!blocked.allowed)
+            // 3 failures in this window: one more fits when they weigh 2, a third into the next.
+            #expect(blocked.retryAfterSeconds == 80)
+
+            let fixed = RateLimit(limit: 2, window: .seconds(3600), kind: .fixed)
+            try await limiter.record("c", fixed)
+            #expect(try await limiter.peek("c", fixed).allowed)
+            try await limiter.record("c", fixed)
+            let fixedBlocked = try await limiter.peek("c", fixed)
+            #expect(!fixedBlocked.allowed)
+            #expect((3599...3600).contains(fixedBlocked.retryAfterSeconds))
+        }
+    }
+
+    @Test func enforceThrowsTheRateLimitedProblem() async throws {
+        let limiter = RateLimiter(counters: EmbeddedCounterStore(), now: ManualClock(alignedStart).function)
+        try await limiter.enforce("e", .perMinute(1))
+        do {
+            try await limiter.enforce("e", .perMinute(1))
+            Issue.record("the second request passed a limit of 1")
+        } catch let problem as Problem {
+            #expect(problem.status == 429)
+            #expect(problem.code == "rate_limited")
+            // A limit of 1: the one event must decay out completely, a whole window after this one.
+            #expect(problem.retryAfterSeconds == 120)
+            // Retry-After travels as a header, not in the body.
+            let body = try JSONSerialization.jsonObject(with: Data(problem.jsonBytes())) as? [String: Any]
+            #expect(Set(body?.keys ?? [:].keys) == ["code", "detail", "status", "title", "type"])
+        }
+    }
+
+    @Test func rulesOutsideTheirRangesAreRefused() async {
+        let limiter = RateLimiter(counters: EmbeddedCounterStore())
+        for rule in [RateLimit(limit: 0, window: .seconds(60)), RateLimit(limit: 1, window: .milliseconds(999)),
+                     RateLimit(limit: 1, window: .seconds(31 * 86_400))] {
+            await #expect(throws: StoreError.self) { try await limiter.check("x", rule) }
+        }
+    }
+
+    @Test func slidingWaitSolvesTheWeightedEstimate() {
+        // Current window alone over: wait out this window plus the decay of its count.
+        #expect(RateLimiter.slidingWait(previous: 0, current: 10, limit: 10, elapsed: 0.5, windowMs: 60_000) == 36_000)
+        // Room in this window once the previous one's weight drops: 8·(1−g) + 1 ≤ 4 → g = 0.625.
+        #expect(RateLimiter.slidingWait(previous: 8, current: 1, limit: 5, elapsed: 0.25, windowMs: 60_000) == 22_500)
+        // Nothing counted before: no wait.
+        #expect(RateLimiter.slidingWait(previous: 0, current: 3, limit: 5, elapsed: 0.1, windowMs: 60_000) == 0)
+    }
+
+    @Test func ipv6ClientsCountPerSlash64() {
+        #expect(ClientAddress.rateLimitKey("203.0.113.7") == "203.0.113.7")
+        #expect(ClientAddress.rateLimitKey("2001:db8:1:2::1") == ClientAddress.rateLimitKey("2001:db8:1:2:ffff:1:2:3"))
+        #expect(ClientAddress.rateLimitKey("2001:db8:1:2::1") != ClientAddress.rateLimitKey("2001:db8:1:3::1"))
+        #expect(ClientAddress.rateLimitKey("::ffff:203.0.113.7") == "203.0.113.7")
+        #expect(ClientAddress.rateLimitKey(String(repeating: "z", count: 500)).utf8.count == 64)
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import HubIO
+import HubMigrations
+import HubPostgres
+import HubRedis
+import HubSQLite
+import HubStore
+import HubTestSupport
+import Logging
+import Testing
+@testable import HubAuth
+
+// The two store backends the identity tests run on, set up like HubStoreTests' conformance
+// suite (which this target cannot import): fresh, isolated state per test — a SQLite file of
+// its own, or a Redis namespace and PostgreSQL database of their own on the shared servers.
+
+/// The implementations every service test runs against.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case embedded
+    case redisPostgres
+
+    var testDescription: String { rawValue }
+}
+
+enum AuthTestEnvironment {
+    /// Two loops for the whole process.
+    static let group: EventLoopGroup = {
+        let group = try! EventLoopGroup(count: 2, registry: nil)
+        group.start()
+        return group
+    }()
+
+    /// Fresh `Stores` of `backend`.
+    static func withStores<T>(_ backend: Backend, _ body: (Stores) async throws -> T) async throws -> T {
+        switch backend {
+        case .embedded:
+            return try await withSQLite { database in try await body(Stores.embedded(database: database)) }
+        case .redisPostgres:
+            return try await withRedis { client, configuration, namespace in
+                try await withPostgres { pool in
+                    let networked = NetworkedStores(redis: client, redisConfiguration: configuration, pubSubLoop: group.loops[1],
+                                                    postgres: pool, namespace: namespace)
+                    defer { networked.close() }
+                    return try await body(networked.stores)
+                }
+            }
+        }
+    }
+
+    /// A connected client on the shared Redis (closed after `body`) and a fresh namespace.
+    static func withRedis<T>(_ body: (RedisClient, RedisConfiguration, RedisNamespace) async throws -> T) async throws -> T {
+        let server = try await offPool { try SharedTestServers.shared.redis() }
+        let client = RedisClient(configuration: server.configuration, loop: group.loops[0])
+        client.start()
+        defer { client.close() }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !client.isConnected {
+            guard ContinuousClock.now < deadline else { throw SetupError("Redis at \(server.url) not connected within 5 s") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return try await body(client, server.configuration, RedisNamespace("auth-\(UUID().uuidString.prefix(13))"))
+    }
+
+    /// A pool on a new, migrated PostgreSQL database of the shared server, dropped after `body`.
+    static func withPostgres<T>(_ body: (PostgresPool) async throws -> T) async throws -> T {
+        let server = try await offPool { try SharedTestServers.shared.postgres() }
+        let name = "a_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+        let admin = try await PostgresConnection.connect(to: PostgresConfiguration(url: server.url), on: group.loops[0])
+        _ = try await admin.query("CREATE DATABASE \(name)")
+        var components = URLComponents(string: server.url)!
+        components.path = "/" + name
+        let url = components.string!
+        do {
+            let connection = try await PostgresConnection.connect(to: PostgresConfiguration(url: url), on: group.loops[0])
+            _ = try await MigrationRunner(migrations: try Migration.postgres, driver: PostgresMigrationDriver(connection: connection)).migrate()
+            await connection.close()
+        }
+        var configuration = PostgresPoolConfiguration(url: url)
+        configuration.maxConnections = 4
+        let pool = PostgresPool(configuration: configuration, loops: group.loops)
+        let result: Result<T, Error>
+        do { result = .success(try await body(pool)) } catch { result = .failure(error) }
+        await pool.shutdown()
+        _ = try? await admin.query("DROP DATABASE \(name) WITH (FORCE)")
+        await admin.close()
+        return try result.get()
+    }
+
+    /// A new, migrated SQLite database in a temporary directory, removed after `body`.
+    static func withSQLite<T>(_ body: (SQLiteDatabase) async throws -> T) async throws -> T {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hubauth-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = try await SQLiteDatabase.open(path: directory.appendingPathComponent("devicehub.sqlite").path)
+        _ = try await MigrationRunner(migrations: try Migration.sqlite, driver: SQLiteMigrationDriver(database: database)).migrate()
+        let result: Result<T, Error>
+        do { result = .success(try await body(database)) } catch { result = .failure(error) }
+        await database.close()
+        return try result.get()
+    }
+
+    /// Blocking work (starting a server) on a thread of its own, off the cooperative pool.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+}
+
+struct SetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A logger that drops everything (services log expected failures in some tests).
+let quietLogger = Logger(label: "hubauth-tests", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// A fixed key for tests (64 ASCII bytes).
+let testHashKey = try! HashKey(text: String(repeating: "k", count: 64))
