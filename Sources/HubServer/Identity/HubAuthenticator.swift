@@ -69,7 +69,7 @@ struct HubAuthenticator: RequestAuthenticator {
     }
 
     private func refuse(_ detail: String) -> Problem {
-        layer.metrics.authFailures.increment()
+        layer.metrics.count(layer.metrics.authFailures)
         return Problem.unauthenticated(detail)
     }
 
@@ -101,14 +101,14 @@ extension IdentityLayer {
         }
         switch result {
         case .failure(let rejection):
-            metrics.jwtRejections.increment()
+            metrics.count(metrics.jwtRejections)
             throw Problem.unauthenticated("invalid token: \(rejection.reason)")
         case .success(let user):
             guard !user.isAnonymous else {
-                metrics.jwtRejections.increment()
+                metrics.count(metrics.jwtRejections)
                 throw Problem.unauthenticated("anonymous sign-ins are not accepted")
             }
-            metrics.jwtVerifications.increment()
+            metrics.count(metrics.jwtVerifications)
             let memberships = try await identity.orgs.memberships(userID: user.userID)
             var roles: [UUID: MemberRole] = [:]
             for m in memberships { roles[m.orgID] = m.role }

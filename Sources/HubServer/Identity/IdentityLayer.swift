@@ -124,8 +124,9 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         guard let fetch = try JWKSSource.fetch(config: config, loop: loops[0], logger: logger) else { return }
         let refresher = JWKSRefresher(verifier: verifier, logger: logger, fetch: fetch)
         jwksRefresher = refresher
-        if await !refresher.refresh(), await refresher.lastError != nil {
-            logger.warning("JWKS not loaded at start; retrying in the background", metadata: ["error": .string(await refresher.lastError ?? "")])
+        await refresher.refresh()
+        if let error = await refresher.lastError {
+            logger.warning("JWKS not loaded at start; retrying in the background", metadata: ["error": .string(error)])
         }
         await refresher.start()
     }
@@ -141,5 +142,10 @@ struct IdentityMetrics {
         authFailures = registry.counter("devicehub_auth_failures_total", help: "Requests refused for a missing or bad credential (401).")
         jwtVerifications = registry.counter("devicehub_jwt_verifications_total", help: "Supabase JWTs accepted (verified or from the per-loop cache).")
         jwtRejections = registry.counter("devicehub_jwt_rejections_total", help: "Supabase JWTs refused.")
+    }
+
+    /// Counts on the calling loop's shard (identity work runs on the loops; elsewhere shard 0).
+    func count(_ counter: Counter) {
+        counter.increment(shard: EventLoop.current?.index ?? 0)
     }
 }
