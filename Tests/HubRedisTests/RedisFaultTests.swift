@@ -188,7 +188,10 @@ final class RedisFaultTests: XCTestCase {
     /// No server at all: attempts back off (not a busy loop) and sends fail fast.
     func testUnreachableServerFailsFastAndBacksOff() async throws {
         try await start()
-        var configuration = RedisConfiguration(host: "127.0.0.1", port: try TestPorts.free())
+        // Reserved, so no other test process starts a server there while this one counts.
+        let nowhere = try TestPorts.reserve()
+        defer { TestPorts.release(nowhere) }
+        var configuration = RedisConfiguration(host: "127.0.0.1", port: nowhere)
         configuration.name = "nowhere"
         let registry = MetricsRegistry(loops: 1)
         let client = RedisClient(configuration: configuration, loop: testLoop.loop, registry: registry)

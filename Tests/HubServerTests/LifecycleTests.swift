@@ -151,7 +151,9 @@ final class LifecycleTests: XCTestCase {
 /// The hub with Redis and PostgreSQL configured but down: it starts, says 503, and recovers.
 final class DependencyReadinessTests: XCTestCase {
     func testHubStartsWithDependenciesDownAndReportsThemUntilTheyReturn() throws {
-        let redisPort = try TestPorts.free(), pgPort = try TestPorts.free()
+        // Reserved (nothing listens yet; Redis is started on its port later in the test).
+        let redisPort = try TestPorts.reserve(), pgPort = try TestPorts.reserve()
+        defer { TestPorts.release(redisPort); TestPorts.release(pgPort) }
         let hub = try HubProcess(arguments: ["--host", "127.0.0.1", "--port", "0", "--loops", "1",
                                              "--redis-url", "redis://127.0.0.1:\(redisPort)/0",
                                              "--postgres-url", "postgres://postgres@127.0.0.1:\(pgPort)/postgres?sslmode=disable&connect_timeout=1"])
