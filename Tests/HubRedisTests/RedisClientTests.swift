@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import HubIO
 import HubTelemetry
+import HubTestSupport
 @testable import HubRedis
 
 /// Round trips against a real Redis, cross-checked with `redis-cli`.
@@ -221,6 +222,8 @@ final class RedisClientTests: RedisSharedServerTestCase {
         bad.password = "wrong"
         bad.name = "badauth"
         let rejected = RedisClient(configuration: bad, loop: testLoop.loop, registry: registry)
+        let failuresSeries = "devicehub_redis_connect_failures_total{client=\"badauth\"}"
+        let failuresBefore = try XCTUnwrap(MetricsText.value(registry.render(), failuresSeries), "registered with the client")
         rejected.start()
         defer { rejected.close() }
         let rejectedConnected = await rejected.waitUntilConnected(timeout: .milliseconds(500))
@@ -231,7 +234,8 @@ final class RedisClientTests: RedisSharedServerTestCase {
         } catch {
             XCTAssertEqual(error, .notConnected)
         }
-        XCTAssertTrue(registry.render().contains("devicehub_redis_connect_failures_total{client=\"badauth\"}"))
+        let failuresAfter = MetricsText.value(registry.render(), failuresSeries) ?? -1
+        XCTAssertGreaterThan(failuresAfter, failuresBefore, "rejected AUTH attempts must be counted")
     }
 
     func testNotConnectedBeforeStartAndClosedAfterClose() async throws {

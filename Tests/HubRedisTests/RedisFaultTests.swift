@@ -96,6 +96,10 @@ final class RedisFaultTests: XCTestCase {
         stream.start()
         try await Task.sleep(for: .milliseconds(300))
         XCTAssertTrue(client.isConnected)
+        let clientSeries = "devicehub_redis_reconnects_total{client=\"fault\"}"
+        let subscriberSeries = "devicehub_redis_reconnects_total{client=\"redis-pubsub\"}"
+        let clientBefore = try XCTUnwrap(MetricsText.value(registry.render(), clientSeries), registry.render())
+        let subscriberBefore = try XCTUnwrap(MetricsText.value(registry.render(), subscriberSeries), registry.render())
 
         server.kill()
         let killedAt = ContinuousClock.now
@@ -132,8 +136,9 @@ final class RedisFaultTests: XCTestCase {
         let got = await waitUntil(timeout: 5) { received.current.last?.payload == Array("after restart".utf8) }
         XCTAssertTrue(got)
         let metrics = registry.render()
-        XCTAssertTrue(metrics.contains("devicehub_redis_reconnects_total{client=\"fault\"} 1"), metrics)
-        XCTAssertTrue(metrics.contains("devicehub_redis_reconnects_total{client=\"redis-pubsub\"} 1"), metrics)
+        // One loss, one reconnect each: counted, and counted once.
+        XCTAssertEqual(MetricsText.value(metrics, clientSeries), clientBefore + 1, metrics)
+        XCTAssertEqual(MetricsText.value(metrics, subscriberSeries), subscriberBefore + 1, metrics)
     }
 
     /// A frozen server (SIGSTOP): no FIN, no RST, just silence. Commands time out within
@@ -188,10 +193,15 @@ final class RedisFaultTests: XCTestCase {
     /// No server at all: attempts back off (not a busy loop) and sends fail fast.
     func testUnreachableServerFailsFastAndBacksOff() async throws {
         try await start()
-        var configuration = RedisConfiguration(host: "127.0.0.1", port: try TestPorts.free())
+        // Reserved, so no other test process starts a server there while this one counts.
+        let nowhere = try TestPorts.reserve()
+        defer { TestPorts.release(nowhere) }
+        var configuration = RedisConfiguration(host: "127.0.0.1", port: nowhere)
         configuration.name = "nowhere"
         let registry = MetricsRegistry(loops: 1)
         let client = RedisClient(configuration: configuration, loop: testLoop.loop, registry: registry)
+        let series = "devicehub_redis_connect_failures_total{client=\"nowhere\"}"
+        let before = try XCTUnwrap(MetricsText.value(registry.render(), series), "registered with the client")
         client.start()
         defer { client.close() }
         try await Task.sleep(for: .seconds(1))
@@ -204,9 +214,7 @@ final class RedisFaultTests: XCTestCase {
         }
         XCTAssertLessThan(ContinuousClock.now - started, .milliseconds(50))
         // 50, 100, 200, 400 ms steps (jittered down by up to half) fit 4 to 8 attempts in 1 s.
-        let text = registry.render()
-        let line = text.split(separator: "\n").first { $0.hasPrefix("devicehub_redis_connect_failures_total{client=\"nowhere\"}") }
-        let attempts = line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? -1
+        let attempts = Int((MetricsText.value(registry.render(), series) ?? -1) - before)
         XCTAssertTrue((3...9).contains(attempts), "attempts in 1 s: \(attempts)")
     }
 }

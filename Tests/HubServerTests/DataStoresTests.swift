@@ -5,8 +5,8 @@ import HubTestSupport
 import XCTest
 
 /// The hub builds the store interfaces over the configured backend, and an embedded hub keeps its
-/// durable records across a restart (BRIEF: "restarting an embedded hub loses no device,
-/// credential or accepted command").
+/// durable records across a restart: restarting an embedded hub loses no device, credential or
+/// accepted command (docs/product.md §7).
 final class DataStoresTests: XCTestCase {
     func testEmbeddedHubKeepsDevicesCredentialsAndCommandsAcrossARestart() async throws {
         let dir = NSTemporaryDirectory() + "devicehub-restart-\(UUID().uuidString)"

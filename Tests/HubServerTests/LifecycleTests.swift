@@ -37,20 +37,38 @@ final class LifecycleTests: XCTestCase {
     }
 
     func testReadyzIs503WhileDraining() throws {
-        let (server, _) = try startTestServer { app in
-            app.route(.get, "/slow") { ctx, responder in
-                ctx.loop.schedule(after: 600_000_000) { responder.send(.text("done")) }
+        // One loop, whose thread the /hold handler blocks until the drain has begun. A
+        // connection stops reading new requests once the drain reaches it, so /readyz must be
+        // parsed in that window: it is pipelined behind /hold in one write, and the loop parses
+        // it only when /hold's handler returns, with the draining flag already set.
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let (server, _) = try startTestServer({ $0.loops = 1 }) { app in
+            app.route(.get, "/hold") { _, responder in
+                entered.signal()
+                _ = release.wait(timeout: .now() + 5)
+                responder.send(.text("held"))
             }
         }
         let c = try TestClient(port: server.httpPort)
-        // Pipeline: a slow request keeps the connection in flight, the /readyz after it is
-        // answered during the drain.
-        try c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        usleep(50_000)
-        Thread.detachNewThread { server.drain(gracePeriod: 5) }
-        usleep(100_000)
+        try c.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(entered.wait(timeout: .now() + 5), .success)
+        let drained = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            server.drain(gracePeriod: 5)
+            drained.signal()
+        }
+        let deadline = Date().addingTimeInterval(5)
+        while !server.application.draining.load(ordering: .relaxed) && Date() < deadline { usleep(1_000) }
         XCTAssertTrue(server.application.draining.load(ordering: .relaxed))
-        XCTAssertEqual(try c.readResponse().text, "done")
+        release.signal()
+
+        XCTAssertEqual(try c.readResponse().text, "held")
+        let ready = try c.readResponse()
+        XCTAssertEqual(ready.status, 503, ready.text)
+        XCTAssertEqual(ready.json?["draining"] as? Bool, true, ready.text)
+        XCTAssertEqual(ready.json?["status"] as? String, "not_ready", ready.text)
+        XCTAssertEqual(drained.wait(timeout: .now() + 6), .success)
     }
 
     func testSIGTERMDrainsAndExitsZero() throws {
@@ -151,7 +169,9 @@ final class LifecycleTests: XCTestCase {
 /// The hub with Redis and PostgreSQL configured but down: it starts, says 503, and recovers.
 final class DependencyReadinessTests: XCTestCase {
     func testHubStartsWithDependenciesDownAndReportsThemUntilTheyReturn() throws {
-        let redisPort = try TestPorts.free(), pgPort = try TestPorts.free()
+        // Reserved (nothing listens yet; Redis is started on its port later in the test).
+        let redisPort = try TestPorts.reserve(), pgPort = try TestPorts.reserve()
+        defer { TestPorts.release(redisPort); TestPorts.release(pgPort) }
         let hub = try HubProcess(arguments: ["--host", "127.0.0.1", "--port", "0", "--loops", "1",
                                              "--redis-url", "redis://127.0.0.1:\(redisPort)/0",
                                              "--postgres-url", "postgres://postgres@127.0.0.1:\(pgPort)/postgres?sslmode=disable&connect_timeout=1",

@@ -2,7 +2,7 @@ import Foundation
 import HubStore
 import Testing
 
-/// The lease queue contract (`LeaseQueue`, BRIEF §3) on both backends: order, leases,
+/// The lease queue contract (`LeaseQueue`, docs/product.md §3) on both backends: order, leases,
 /// attempts, dead-lettering, TTLs, and what `extend`, `complete` and `cancel` answer.
 @Suite struct LeaseQueueConformanceTests {
     @Test(arguments: Backend.allCases)

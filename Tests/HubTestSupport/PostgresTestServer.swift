@@ -4,8 +4,9 @@ import Glibc
 #endif
 
 /// A throwaway PostgreSQL server for the tests: `initdb` into a temporary directory owned by the
-/// `postgres` user, `pg_ctl start` on a free loopback port with the Unix socket inside the same
-/// directory and `fsync=off` (nothing here needs durability), `pg_ctl stop` at the end.
+/// `postgres` user, `pg_ctl start` on a loopback port reserved with `TestPorts` with the Unix
+/// socket inside the same directory and `fsync=off` (nothing here needs durability), `pg_ctl
+/// stop` at the end.
 ///
 /// PostgreSQL refuses to run as root, so when the tests run as root (CI) every server command
 /// runs through `runuser -u postgres`. If `DEVICEHUB_TEST_POSTGRES_URL` is set, that server is
@@ -49,10 +50,15 @@ public final class PostgresTestServer: @unchecked Sendable {
             // The data directory must belong to the user the server runs as.
             _ = try run("/bin/chown", ["postgres:postgres", root])
         }
-        let port = try TestPorts.free()
+        let port = try TestPorts.reserve()
         let server = PostgresTestServer(url: "postgres://postgres@127.0.0.1:\(port)/postgres?sslmode=disable", port: port, external: false, root: root, binDir: bin)
-        _ = try server.runServerTool("initdb", ["-D", "\(root)/data", "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
-        try server.startServer()
+        do {
+            _ = try server.runServerTool("initdb", ["-D", "\(root)/data", "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
+            try server.startServer()
+        } catch {
+            server.stop()
+            throw error
+        }
         return server
     }
 
@@ -69,12 +75,18 @@ public final class PostgresTestServer: @unchecked Sendable {
         _ = try runServerTool("pg_ctl", ["stop", "-D", "\(root)/data", "-m", "immediate", "-w"])
     }
 
-    /// Stops the server and removes its directory.
+    /// Stops the server, removes its directory and gives its port back.
     public func stop() {
         guard let root else { return }
         _ = try? runServerTool("pg_ctl", ["stop", "-D", "\(root)/data", "-m", "fast", "-w"])
         try? FileManager.default.removeItem(atPath: root)
+        // Once only: a second stop must not release a reservation someone else got since.
+        if !portReleased {
+            portReleased = true
+            TestPorts.release(port)
+        }
     }
+    private var portReleased = false
 
     /// Runs `psql -Atc sql` against the server: an independent client to check what our client
     /// wrote. Returns stdout without the final newline.

@@ -12,9 +12,9 @@ public struct RedisTestSetupError: Error, CustomStringConvertible {
     public init(description: String) { self.description = description }
 }
 
-/// A real `redis-server` for the tests: a child process on a free port of 127.0.0.1, with no
-/// persistence (`--save "" --appendonly no`) in a temporary directory, killed and restarted on
-/// demand for fault tests. When `DEVICEHUB_TEST_REDIS_URL` is set and `external` is allowed, that
+/// A real `redis-server` for the tests: a child process on a port of 127.0.0.1 reserved with
+/// `TestPorts`, with no persistence (`--save "" --appendonly no`) in a temporary directory,
+/// killed and restarted on demand for fault tests. When `DEVICEHUB_TEST_REDIS_URL` is set and `external` is allowed, that
 /// server is used instead and this object only describes it.
 public final class RedisTestServer: @unchecked Sendable {
     public let host: String
@@ -46,8 +46,13 @@ public final class RedisTestServer: @unchecked Sendable {
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hubredis-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let server = RedisTestServer(binary: binary, port: try TestPorts.free(), directory: directory)
-        try server.launch()
+        let server = RedisTestServer(binary: binary, port: try TestPorts.reserve(), directory: directory)
+        do {
+            try server.launch()
+        } catch {
+            server.stop()
+            throw error
+        }
         return server
     }
 
@@ -123,11 +128,17 @@ public final class RedisTestServer: @unchecked Sendable {
         try launch()
     }
 
-    /// Stops the server and removes its directory.
+    /// Stops the server, removes its directory and gives its port back.
     public func stop() {
         kill()
         if let directory { try? FileManager.default.removeItem(at: directory) }
+        // Once only: a second stop must not release a reservation someone else got since.
+        if ownsProcess && !portReleased {
+            portReleased = true
+            TestPorts.release(port)
+        }
     }
+    private var portReleased = false
 
     /// Runs `redis-cli -u <url> args...` (an independent client), feeding `input` on stdin, and
     /// returns its standard output byte for byte.

@@ -1,4 +1,4 @@
--- DeviceHub schema, version 1: the durable records of BRIEF §2–§3.
+-- DeviceHub schema, version 1: the durable records of docs/product.md §2–§3.
 --
 -- Everything lives in the schema `devicehub`, so the hub can share a database with Supabase's
 -- `auth` and `public` schemas. User ids are Supabase `auth.users` ids (the JWT `sub`), kept as

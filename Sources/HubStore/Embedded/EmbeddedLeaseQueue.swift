@@ -1,7 +1,7 @@
 import struct Foundation.UUID
 import Synchronization
 
-/// The lease queue in process (BRIEF §3), for the embedded mode: every operation is one short
+/// The lease queue in process (docs/product.md §3), for the embedded mode: every operation is one short
 /// critical section under a `Mutex`, and every answer matches `RedisLeaseQueue`'s for the same
 /// calls (the conformance suite runs both side by side).
 ///

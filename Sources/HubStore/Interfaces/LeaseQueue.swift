@@ -1,6 +1,6 @@
 import struct Foundation.UUID
 
-/// The per-device command queue of BRIEF §3, as hot state: SQS-like leases, made stricter.
+/// The per-device command queue of docs/product.md §3, as hot state: SQS-like leases, made stricter.
 ///
 /// - Order: by priority class (`critical`, `default`, `bulk`), FIFO by enqueue order within a
 ///   class. A message whose lease lapses goes back to its original place in line.

@@ -1,7 +1,7 @@
 import struct Foundation.Date
 import struct Foundation.UUID
 
-// The durable records of BRIEF §2–§3, as the `RecordStore` reads and writes them. They mirror
+// The durable records of docs/product.md §2–§3, as the `RecordStore` reads and writes them. They mirror
 // `protocol/sql/0001_initial.sql` (and its SQLite variant) column for column.
 //
 // Conventions shared by both backends (the conformance suite checks them):

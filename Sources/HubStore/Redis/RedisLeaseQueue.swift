@@ -1,7 +1,7 @@
 import struct Foundation.UUID
 import HubRedis
 
-/// The lease queue on Redis (BRIEF §3): every operation is one Lua script
+/// The lease queue on Redis (docs/product.md §3): every operation is one Lua script
 /// (`RedisLeaseQueueScripts`, where the key layout is described), so any number of hub nodes
 /// may claim, extend, complete and sweep the same queues concurrently.
 ///
