@@ -93,6 +93,9 @@ public struct ServerConfig: Sendable {
     public var requestsPerMinute = 6000
     /// Clock skew allowed on JWT `exp`/`nbf`, in seconds.
     public var jwtLeeway: Double = 30
+    /// Seconds a `/ws/customer` socket opened without `Authorization` has to send its `auth`
+    /// message before it is closed with `auth_failed`.
+    public var customerAuthDeadline: Double = 10
 
     public init() {}
 
@@ -137,6 +140,7 @@ public struct ServerConfig: Sendable {
         try check(authFailuresPerMinutePerIP >= 1, "--auth-failures-per-minute-per-ip must be at least 1")
         try check(requestsPerMinute >= 1, "--requests-per-minute must be at least 1")
         try check(jwtLeeway >= 0 && jwtLeeway <= 300, "--jwt-leeway must be 0...300 seconds")
+        try check(customerAuthDeadline > 0 && customerAuthDeadline <= 300, "--customer-auth-deadline must be in (0, 300] seconds")
         try check(shutdownGracePeriod >= 0 && shutdownGracePeriod <= 3600, "--shutdown-grace-period must be 0...3600 seconds")
         if tlsEnabled {
             guard let cert = tlsCertificateFile, let key = tlsPrivateKeyFile else {

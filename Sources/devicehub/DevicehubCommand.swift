@@ -86,6 +86,8 @@ struct DevicehubCommand: ParsableCommand {
     var requestsPerMinute = ServerConfig().requestsPerMinute
     @Option(help: "Seconds of clock skew allowed on JWT exp/nbf.")
     var jwtLeeway = ServerConfig().jwtLeeway
+    @Option(help: "Seconds a /ws/customer socket without Authorization has to send its auth message.")
+    var customerAuthDeadline = ServerConfig().customerAuthDeadline
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -130,6 +132,7 @@ struct DevicehubCommand: ParsableCommand {
         c.authFailuresPerMinutePerIP = authFailuresPerMinutePerIp
         c.requestsPerMinute = requestsPerMinute
         c.jwtLeeway = jwtLeeway
+        c.customerAuthDeadline = customerAuthDeadline
         return c
     }
 

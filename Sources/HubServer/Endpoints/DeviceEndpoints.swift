@@ -55,8 +55,6 @@ enum DeviceEndpoints {
 enum CustomerSocketEndpoint {
     /// Rooms one connection may watch at once.
     static let maxRooms = 100
-    /// Seconds an unauthenticated socket has to send its `auth` message.
-    static let authDeadline = 10.0
 
     static func install(on app: HTTPApplication, identity layer: IdentityLayer, settings: WebSocketSettings, policy: HandshakePolicy) {
         let authority = IdentitySocketAuthority(layer: layer)
@@ -69,7 +67,7 @@ enum CustomerSocketEndpoint {
             let preauthenticated = user
             return WebSocketUpgrade.respond(to: ctx, policy: policy, settings: settings) { _ in
                 CustomerSocket(authority: authority, preauthenticated: preauthenticated, maxRooms: maxRooms,
-                               authDeadline: authDeadline, logger: logger)
+                               authDeadline: layer.config.customerAuthDeadline, logger: logger)
             }
         }
     }

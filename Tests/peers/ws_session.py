@@ -1,0 +1,72 @@
+"""A scripted WebSocket client session for the hub's socket tests, on python-websockets (an
+independent implementation of RFC 6455).
+
+    ws_session.py URL STEPS_JSON [--header NAME:VALUE]...
+
+STEPS_JSON is a list of steps:
+  {"send": {...}}          send the object as a JSON text message
+  {"recv": N}              wait for N messages (each recorded)
+  {"ready": true}          print READY on stderr (a signal to the test that the session is set up)
+  {"wait_close": SECONDS}  wait up to SECONDS for the server to close
+  {"sleep": SECONDS}
+Prints one JSON object: {"handshake": status, "received": [...], "close_code": int|null,
+"close_reason": str|null, "error": str|null}.
+"""
+import asyncio
+import json
+import sys
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+
+async def main():
+    url, steps = sys.argv[1], json.loads(sys.argv[2])
+    headers = []
+    args = sys.argv[3:]
+    while args:
+        if args[0] == "--header":
+            name, value = args[1].split(":", 1)
+            headers.append((name, value.strip()))
+            args = args[2:]
+        else:
+            raise SystemExit(f"unknown argument {args[0]}")
+    out = {"handshake": None, "received": [], "close_code": None, "close_reason": None, "error": None}
+    try:
+        async with connect(url, additional_headers=headers, open_timeout=10, ping_interval=None) as ws:
+            out["handshake"] = 101
+            try:
+                for step in steps:
+                    if "send" in step:
+                        await ws.send(json.dumps(step["send"]))
+                    elif "recv" in step:
+                        for _ in range(step["recv"]):
+                            msg = await asyncio.wait_for(ws.recv(), timeout=10)
+                            out["received"].append(json.loads(msg))
+                    elif "ready" in step:
+                        print("READY", file=sys.stderr, flush=True)
+                    elif "sleep" in step:
+                        await asyncio.sleep(step["sleep"])
+                    elif "wait_close" in step:
+                        try:
+                            while True:
+                                msg = await asyncio.wait_for(ws.recv(), timeout=step["wait_close"])
+                                out["received"].append(json.loads(msg))
+                        except ConnectionClosed:
+                            pass
+                        except asyncio.TimeoutError:
+                            out["error"] = "timeout waiting for close"
+            except ConnectionClosed:
+                pass
+            if ws.close_code is None and out["error"] is None:
+                await ws.close()
+            out["close_code"] = ws.close_code
+            out["close_reason"] = ws.close_reason
+    except InvalidStatus as e:
+        out["handshake"] = e.response.status_code
+    except Exception as e:  # noqa: BLE001 - reported to the test, which decides
+        out["error"] = f"{type(e).__name__}: {e}"
+    print(json.dumps(out), flush=True)
+
+
+asyncio.run(main())
