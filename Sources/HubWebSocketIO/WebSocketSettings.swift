@@ -7,7 +7,7 @@ public struct WebSocketSettings: Sendable {
     /// The server pings a connection that has been quiet this long (seconds), so that NATs and
     /// load balancers see traffic and dead peers are found.
     public var pingInterval: Double = 30
-    /// A connection that sends nothing (not even a pong) for this long is closed (1001): a
+    /// A connection that sends nothing (not even a pong) for this long is closed (4010): a
     /// bit over two ping intervals, so one lost pong is forgiven.
     public var idleTimeout: Double = 75
     /// After sending a close frame, wait this long for the peer's before dropping the TCP

@@ -1,3 +1,4 @@
+import HubAuth
 import Foundation
 import HubHTTP
 import HubIO
@@ -74,7 +75,7 @@ final class AsyncHandlerTests: XCTestCase {
         let (server, sink) = try startTestServer(routes: { app in
             app.route(.get, "/test/throw/:kind", guard: .open) { _, ctx in
                 switch ctx.params["kind"] {
-                case "problem": throw Problem.rateLimited(retryAfter: 7, "slow down")
+                case "problem": throw Problem.rateLimited(retryAfterSeconds: 7)
                 case "store": throw StoreError.unavailable("redis down")
                 case "conflict": throw StoreError.conflict("slug taken")
                 default: throw CocoaError(.fileNoSuchFile)

@@ -1,3 +1,4 @@
+import HubAuth
 import struct Foundation.UUID
 import HubHTTP
 import HubStore
@@ -16,14 +17,14 @@ extension RequestContext {
         case .admin:
             return
         case .user(let user):
-            guard let have = user.roles[org] else { throw Problem.notFound(what) }
+            guard let have = user.roles[org] else { throw Problem.noSuch(what) }
             guard have >= role else { throw Problem.forbidden("this needs the \(role.rawValue) role in the org; you are \(have.rawValue)") }
         case .apiKey(let key):
-            guard key.orgID == org else { throw Problem.notFound(what) }
+            guard key.orgID == org else { throw Problem.noSuch(what) }
         case .device(let device):
-            guard device.orgID == org else { throw Problem.notFound(what) }
+            guard device.orgID == org else { throw Problem.noSuch(what) }
         case .anonymous:
-            throw Problem.notFound(what)
+            throw Problem.noSuch(what)
         }
     }
 

@@ -1,3 +1,4 @@
+import HubAuth
 import HubHTTP
 
 /// Which credentials a route takes. A request that presents none of them, or a bad one, gets
@@ -71,31 +72,9 @@ public protocol RequestRateLimiter: Sendable {
 }
 
 extension Problem {
-    /// 401 for a missing, malformed or wrong credential: one body whatever the cause, so a
-    /// caller learns nothing about which part was wrong.
-    public static func unauthenticated(_ detail: String = "missing or invalid credentials") -> Problem {
-        Problem(status: 401, code: "unauthenticated", detail: detail)
-    }
-
-    /// 403 for a caller inside its own org whose role (or key scope) is too low.
-    public static func forbidden(_ detail: String) -> Problem {
-        Problem(status: 403, code: "forbidden", detail: detail)
-    }
-
-    /// 404 with the one body used for "does not exist" and "not in your orgs" alike.
-    public static func notFound(_ what: String) -> Problem {
+    /// 404 with the one body used for "does not exist" and "not in your orgs" alike (the
+    /// other identity problems are spelled in HubAuth's `IdentityProblems`).
+    public static func noSuch(_ what: String) -> Problem {
         Problem(status: 404, code: "not_found", detail: "no such \(what)")
-    }
-
-    /// 429 with the seconds to wait.
-    public static func rateLimited(retryAfter seconds: Int, _ detail: String = "too many requests") -> Problem {
-        var p = Problem(status: 429, code: "rate_limited", detail: detail)
-        p.retryAfterSeconds = max(1, seconds)
-        return p
-    }
-
-    /// 400 for a request whose fields are wrong.
-    public static func invalid(_ detail: String) -> Problem {
-        Problem(status: 400, code: "invalid_argument", detail: detail)
     }
 }

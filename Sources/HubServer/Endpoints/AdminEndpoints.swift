@@ -22,8 +22,8 @@ enum AdminEndpoints {
         app.route(.post, "/api/v1/admin/orgs/:org_id/members", guard: .admin) { _, ctx in
             let orgID = try ctx.uuidParam("org_id", what: "org")
             let body = try ctx.json(SetMember.self)
-            guard let userID = UUID(uuidString: body.user_id) else { throw Problem.invalid("user_id must be a UUID (the Supabase user id)") }
-            guard let role = MemberRole(rawValue: body.role) else { throw Problem.invalid("role must be one of viewer, operator, approver, admin") }
+            guard let userID = UUID(uuidString: body.user_id) else { throw Problem.invalidArgument("user_id must be a UUID (the Supabase user id)") }
+            guard let role = MemberRole(rawValue: body.role) else { throw Problem.invalidArgument("role must be one of viewer, operator, approver, admin") }
             let membership = try await layer.identity.orgs.setMember(orgID: orgID, userID: userID, role: role, by: ctx.caller)
             return .json(MemberBody(membership), status: 201)
         }
@@ -43,9 +43,12 @@ enum AdminEndpoints {
             let body = try ctx.json(CreateKey.self)
             var orgID: UUID?
             if let raw = body.org_id {
-                guard let id = UUID(uuidString: raw) else { throw Problem.invalid("org_id must be a UUID") }
+                guard let id = UUID(uuidString: raw) else { throw Problem.invalidArgument("org_id must be a UUID") }
                 orgID = id
             }
+            // An admin key administers the whole hub, so it belongs to no org; an org's key
+            // must never reach other orgs.
+            if body.scopes.contains("admin"), orgID != nil { throw Problem.invalidArgument("the admin scope is only for hub-wide keys (org_id null)") }
             let created = try await layer.identity.apiKeys.create(orgID: orgID, name: body.name, scopes: body.scopes,
                                                                   expiresInDays: body.expires_in_days, by: ctx.caller)
             var r = Response.json(APIKeyBody(created.record, key: created.key), status: 201)
@@ -55,7 +58,7 @@ enum AdminEndpoints {
         app.route(.get, "/api/v1/admin/api-keys", guard: .admin) { _, ctx in
             var orgID: UUID?
             if let raw = ctx.query("org_id") {
-                guard let id = UUID(uuidString: raw) else { throw Problem.invalid("org_id must be a UUID") }
+                guard let id = UUID(uuidString: raw) else { throw Problem.invalidArgument("org_id must be a UUID") }
                 orgID = id
             }
             let keys = try await layer.identity.apiKeys.list(orgID: orgID)

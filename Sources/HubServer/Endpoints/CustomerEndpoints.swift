@@ -15,15 +15,15 @@ enum CustomerEndpoints {
 
     static func install(on app: HTTPApplication, identity layer: IdentityLayer, presence: DevicePresence) {
         app.route(.get, "/api/v1/customer/orgs", guard: read) { _, ctx in
-            struct OrgItem: Encodable { var id: UUID; var name: String; var role: String }
+            struct OrgItem: Encodable { var id: String; var name: String; var role: String }
             let items: [OrgItem]
             switch ctx.principal {
             case .user(let user):
                 let orgs = try await layer.stores.records.orgs(ids: Array(user.roles.keys))
-                items = orgs.map { OrgItem(id: $0.id, name: $0.name, role: user.roles[$0.id]?.rawValue ?? "viewer") }
+                items = orgs.map { OrgItem(id: $0.id.wire, name: $0.name, role: user.roles[$0.id]?.rawValue ?? "viewer") }
             case .apiKey(let key):
                 let orgs = try await layer.stores.records.orgs(ids: key.orgID.map { [$0] } ?? [])
-                items = orgs.map { OrgItem(id: $0.id, name: $0.name, role: "api_key") }
+                items = orgs.map { OrgItem(id: $0.id.wire, name: $0.name, role: "api_key") }
             default:
                 items = []
             }
@@ -33,37 +33,37 @@ enum CustomerEndpoints {
         struct Provision: Decodable { var org_id: String; var name: String }
         app.route(.post, "/api/v1/customer/devices/provision", guard: write) { _, ctx in
             let body = try ctx.json(Provision.self)
-            guard let orgID = UUID(uuidString: body.org_id) else { throw Problem.notFound("org") }
+            guard let orgID = UUID(uuidString: body.org_id) else { throw Problem.noSuch("org") }
             try ctx.authorize(org: orgID, role: .operator, what: "org")
             let provisioned = try await layer.identity.devices.provision(orgID: orgID, name: body.name, by: ctx.caller)
-            struct Body: Encodable { var device_id: UUID; var activation_code: String; var expires_at: String? }
-            var r = Response.json(Body(device_id: provisioned.device.id, activation_code: provisioned.activationCode,
+            struct Body: Encodable { var device_id: String; var activation_code: String; var expires_at: String? }
+            var r = Response.json(Body(device_id: provisioned.device.id.wire, activation_code: provisioned.activationCode,
                                        expires_at: WireTime.format(provisioned.expiresAt)), status: 201)
             r.headers.add(name: "Cache-Control", value: "no-store")
             return r
         }
 
         app.route(.get, "/api/v1/customer/devices", guard: read) { _, ctx in
-            guard let rawOrg = ctx.query("org_id") else { throw Problem.invalid("org_id is required") }
-            guard let orgID = UUID(uuidString: rawOrg) else { throw Problem.notFound("org") }
+            guard let rawOrg = ctx.query("org_id") else { throw Problem.invalidArgument("org_id is required") }
+            guard let orgID = UUID(uuidString: rawOrg) else { throw Problem.noSuch("org") }
             try ctx.authorize(org: orgID, role: .viewer, what: "org")
             var state: DeviceState?
             if let raw = ctx.query("state") {
-                guard let s = DeviceState(rawValue: raw) else { throw Problem.invalid("state must be provisioned, active or disabled") }
+                guard let s = DeviceState(rawValue: raw) else { throw Problem.invalidArgument("state must be provisioned, active or disabled") }
                 state = s
             }
             var online: Bool?
             if let raw = ctx.query("online") {
-                guard raw == "true" || raw == "false" else { throw Problem.invalid("online must be true or false") }
+                guard raw == "true" || raw == "false" else { throw Problem.invalidArgument("online must be true or false") }
                 online = raw == "true"
             }
             var limit = 50
             if let raw = ctx.query("limit") {
-                guard let n = Int(raw), (1...maxPage).contains(n) else { throw Problem.invalid("limit must be 1...\(maxPage)") }
+                guard let n = Int(raw), (1...maxPage).contains(n) else { throw Problem.invalidArgument("limit must be 1...\(maxPage)") }
                 limit = n
             }
             let after = try ctx.query("cursor").map { raw throws(Problem) -> (name: String, id: UUID) in
-                guard let c = DeviceCursor(text: raw) else { throw Problem.invalid("cursor is not one this hub issued") }
+                guard let c = DeviceCursor(text: raw) else { throw Problem.invalidArgument("cursor is not one this hub issued") }
                 return (c.name, c.id)
             }
             let devices = try await layer.stores.records.devices(orgID: orgID, state: state, after: after, limit: limit)
@@ -86,8 +86,15 @@ enum CustomerEndpoints {
 
         app.route(.get, "/api/v1/customer/devices/:id/status", guard: read) { _, ctx in
             let device = try await visibleDevice(ctx, layer, role: .viewer)
-            struct Status: Encodable { var device_id: UUID; var online: Bool; var state: String; var last_seen_at: String?; var agent_version: String? }
-            return .json(Status(device_id: device.id, online: try await presence.isOnline(device.id), state: device.state.rawValue,
+            struct Status: NullEncodingBody {
+                var device_id: String; var online: Bool; var state: String; var last_seen_at: String?; var agent_version: String?
+                enum Keys: String, CodingKey { case device_id, online, state, last_seen_at, agent_version }
+                func encodeFields(_ c: inout KeyedEncodingContainer<Keys>) throws {
+                    try c.encode(device_id, forKey: .device_id); try c.encode(online, forKey: .online); try c.encode(state, forKey: .state)
+                    try c.encode(last_seen_at, forKey: .last_seen_at); try c.encode(agent_version, forKey: .agent_version)
+                }
+            }
+            return .json(Status(device_id: device.id.wire, online: try await presence.isOnline(device.id), state: device.state.rawValue,
                                 last_seen_at: WireTime.format(device.lastSeenAt), agent_version: device.agentVersion))
         }
 
@@ -108,8 +115,20 @@ enum CustomerEndpoints {
             let device = try await visibleDevice(ctx, layer, role: .operator)
             let rotated = try await layer.identity.devices.rotateSecret(deviceID: device.id, orgID: device.orgID, by: ctx.caller)
             await layer.closeDeviceSockets(device.id, reason: "device secret rotated")
-            struct Body: Encodable { var device_id: UUID; var device_secret: String }
-            var r = Response.json(Body(device_id: device.id, device_secret: rotated.deviceSecret))
+            struct Body: Encodable { var device_id: String; var device_secret: String }
+            var r = Response.json(Body(device_id: device.id.wire, device_secret: rotated.deviceSecret))
+            r.headers.add(name: "Cache-Control", value: "no-store")
+            return r
+        }
+
+        // A fresh activation code for a device that has not registered yet (the first one was
+        // lost or expired); the previous live code stops working.
+        app.route(.post, "/api/v1/customer/devices/:id/activation-code", guard: write) { _, ctx in
+            let device = try await visibleDevice(ctx, layer, role: .operator)
+            let provisioned = try await layer.identity.devices.reissueActivationCode(deviceID: device.id, orgID: device.orgID, by: ctx.caller)
+            struct Body: Encodable { var device_id: String; var activation_code: String; var expires_at: String? }
+            var r = Response.json(Body(device_id: device.id.wire, activation_code: provisioned.activationCode,
+                                       expires_at: WireTime.format(provisioned.expiresAt)), status: 201)
             r.headers.add(name: "Cache-Control", value: "no-store")
             return r
         }
@@ -130,7 +149,7 @@ enum CustomerEndpoints {
     /// same for a missing device and one of another org.
     static func visibleDevice(_ ctx: RequestContext, _ layer: IdentityLayer, role: MemberRole) async throws -> Device {
         let id = try ctx.uuidParam("id", what: "device")
-        guard let device = try await layer.stores.records.device(id: id) else { throw Problem.notFound("device") }
+        guard let device = try await layer.stores.records.device(id: id) else { throw Problem.noSuch("device") }
         try ctx.authorize(org: device.orgID, role: role, what: "device")
         return device
     }

@@ -17,8 +17,8 @@ enum DeviceEndpoints {
             let body = try ctx.json(Register.self)
             let registered = try await layer.identity.devices.register(code: body.activation_code, name: body.name,
                                                                         agentVersion: body.agent_version, by: ctx.caller)
-            struct Body: Encodable { var device_id: UUID; var device_secret: String }
-            var r = Response.json(Body(device_id: registered.deviceID, device_secret: registered.deviceSecret), status: 201)
+            struct Body: Encodable { var device_id: String; var device_secret: String }
+            var r = Response.json(Body(device_id: registered.deviceID.wire, device_secret: registered.deviceSecret), status: 201)
             r.headers.add(name: "Cache-Control", value: "no-store")
             return r
         }
@@ -27,8 +27,8 @@ enum DeviceEndpoints {
         app.route(.post, "/api/v1/device/auth", guard: .anonymous) { _, ctx in
             let body = try ctx.json(Auth.self)
             let grant = try await layer.identity.devices.authenticate(deviceID: body.device_id, secret: body.device_secret, by: ctx.caller)
-            struct Body: Encodable { var token: String; var expires_in: Int; var device_id: UUID }
-            var r = Response.json(Body(token: grant.token, expires_in: grant.expiresIn, device_id: grant.deviceID))
+            struct Body: Encodable { var token: String; var expires_in: Int; var device_id: String }
+            var r = Response.json(Body(token: grant.token, expires_in: grant.expiresIn, device_id: grant.deviceID.wire))
             r.headers.add(name: "Cache-Control", value: "no-store")
             return r
         }
@@ -62,7 +62,7 @@ enum CustomerSocketEndpoint {
         app.route(.get, "/ws/customer", guard: .anonymous) { request, ctx in
             var user: UserIdentity?
             if let token = DeviceEndpoints.bearerToken(request) {
-                user = try await layer.verifyUser(token: token, on: ctx.loop)
+                user = try await layer.authenticateUser(token: token, on: ctx.loop, caller: ctx.caller)
             }
             let preauthenticated = user
             return WebSocketUpgrade.respond(to: ctx, policy: policy, settings: settings) { _ in
@@ -77,8 +77,8 @@ enum CustomerSocketEndpoint {
 struct IdentitySocketAuthority: SocketAuthority {
     let layer: IdentityLayer
 
-    func verifyUser(token: String, on loop: EventLoop) async throws -> UserIdentity {
-        try await layer.verifyUser(token: token, on: loop)
+    func verifyUser(token: String, on loop: EventLoop, ip: String) async throws -> UserIdentity {
+        try await layer.authenticateUser(token: token, on: loop, caller: .anonymous(ip: ip))
     }
 
     func userCanSee(room kind: RoomName.Kind, id: UUID, user: UserIdentity) async throws -> Bool {
@@ -91,6 +91,14 @@ struct IdentitySocketAuthority: SocketAuthority {
         }
         guard let orgID else { return false }
         return user.roles[orgID] != nil
+    }
+
+    func deviceSeen(_ deviceID: UUID) async {
+        do {
+            _ = try await layer.stores.records.updateDevice(id: deviceID, expected: nil, change: DeviceChange(lastSeenAt: Date(), updatedAt: Date()))
+        } catch {
+            layer.logger.debug("last_seen_at not written", metadata: ["device_id": .string(deviceID.wire), "error": .string("\(error)")])
+        }
     }
 
     func deviceTokenIsValid(_ token: String, deviceID: UUID) async -> Bool? {

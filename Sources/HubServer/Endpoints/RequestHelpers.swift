@@ -6,7 +6,7 @@ extension RequestContext {
     /// A path parameter that must be a UUID; anything else reads like a missing record (404),
     /// so that ids are not probed by their syntax.
     func uuidParam(_ name: String, what: String) throws(Problem) -> UUID {
-        guard let raw = params[name], raw.utf8.count <= 64, let id = UUID(uuidString: raw) else { throw Problem.notFound(what) }
+        guard let raw = params[name], raw.utf8.count <= 64, let id = UUID(uuidString: raw) else { throw Problem.noSuch(what) }
         return id
     }
 

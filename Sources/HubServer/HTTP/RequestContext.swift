@@ -46,8 +46,10 @@ public final class RequestContext: @unchecked Sendable {
     }
 
     /// The client's IP address without the port (rate limits and audit per IP).
-    public var clientIP: String {
-        // `[::1]:443` or `127.0.0.1:5000`.
+    public var clientIP: String { Self.ip(of: peer) }
+
+    /// The IP part of a peer address: `[::1]:443` or `127.0.0.1:5000`.
+    static func ip(of peer: String) -> String {
         if peer.hasPrefix("["), let end = peer.firstIndex(of: "]") { return String(peer[peer.index(after: peer.startIndex)..<end]) }
         if let colon = peer.lastIndex(of: ":") { return String(peer[..<colon]) }
         return peer

@@ -29,7 +29,8 @@ struct HubAuthenticator: RequestAuthenticator {
             guard !rule.accepts.isDisjoint(with: [.apiKey, .admin]) else { throw refuse("this route does not take API keys") }
             // The service counts and audits its own failures.
             let key = try await layer.identity.apiKeys.authenticate(key, by: caller)
-            if rule.accepts.contains(.admin), key.has(.admin) { return .admin(AdminIdentity(keyID: key.keyID)) }
+            // Only a hub-wide key (no org) is an admin: an org's key never reaches other orgs.
+            if rule.accepts.contains(.admin), key.has(.admin), key.orgID == nil { return .admin(AdminIdentity(keyID: key.keyID)) }
             guard rule.accepts.contains(.apiKey), let orgID = key.orgID else { throw Problem.forbidden("this API key cannot call this route") }
             if let scope = rule.scope, !key.scopes.contains(scope) {
                 throw Problem.forbidden("this API key lacks the scope \(scope)")
@@ -47,11 +48,8 @@ struct HubAuthenticator: RequestAuthenticator {
         }
         if rule.accepts.contains(.user), Self.looksLikeJWT(token) {
             do {
-                return .user(try await layer.verifyUser(token: token, on: context.loop))
+                return .user(try await layer.authenticateUser(token: token, on: context.loop, caller: caller, gated: true))
             } catch let problem as Problem where problem.status == 401 {
-                await failures.recordFailure([ipSubject])
-                await layer.audit.recordBestEffort(.userAuthFailed, by: caller, orgID: nil, target: nil,
-                                                            outcome: .denied, detail: ["reason": problem.detail ?? ""])
                 throw refuse(problem.detail ?? "invalid token")
             }
         }
@@ -87,10 +85,30 @@ struct HubAuthenticator: RequestAuthenticator {
 }
 
 extension IdentityLayer {
+    /// A Supabase user from its access token, with every credential rule of the hub: the
+    /// client IP's failure budget is checked first (429 when used up; skipped when the caller
+    /// already did, `gated`), and a refusal is counted against it and audited
+    /// (`user.auth_failed`). HTTP guards and both ways into `/ws/customer` come through here.
+    func authenticateUser(token: String, on loop: EventLoop, caller: Caller, gated: Bool = false) async throws -> UserIdentity {
+        let failures = CredentialFailureLimiter(limiter: identity.rateLimiter, logger: logger)
+        let subject = FailureSubject.ip(caller.ip ?? "unknown", identity.configuration.rateLimits.failedAttemptsPerIP)
+        if !gated { try await failures.ensureAllowed([subject]) }
+        do {
+            return try await verifyUser(token: token, on: loop)
+        } catch let problem as Problem where problem.status == 401 {
+            await failures.recordFailure([subject])
+            await audit.recordBestEffort(.userAuthFailed, by: caller, orgID: nil, target: nil, outcome: .denied,
+                                         detail: ["reason": problem.detail ?? ""])
+            throw problem
+        }
+    }
+
     /// Verifies a Supabase access token on `loop` (with that loop's cache) and loads the user's
     /// org roles. An unknown `kid` triggers one rate-limited JWKS refetch and a second try.
-    /// 401 `Problem` when the token is refused or no Supabase verification is configured.
-    func verifyUser(token: String, on loop: EventLoop) async throws -> UserIdentity {
+    /// 401 `Problem` when the token is refused (the reason goes to the debug log, not to the
+    /// client) or no Supabase verification is configured. The identity's `expiresAt` is the
+    /// token's `exp` plus the configured leeway: when a socket on this token must close.
+    private func verifyUser(token: String, on loop: EventLoop) async throws -> UserIdentity {
         guard let verifier = jwtVerifier else { throw Problem.unauthenticated("this hub does not accept user tokens (no Supabase configuration)") }
         let cache = loop.index < tokenCaches.count && EventLoop.current === loop ? tokenCaches[loop.index] : nil
         let now = Int64(Date().timeIntervalSince1970)
@@ -102,17 +120,18 @@ extension IdentityLayer {
         switch result {
         case .failure(let rejection):
             metrics.count(metrics.jwtRejections)
-            throw Problem.unauthenticated("invalid token: \(rejection.reason)")
+            logger.debug("JWT refused", metadata: ["reason": .string("\(rejection)")])
+            throw Problem.unauthenticated("invalid token")
         case .success(let user):
             guard !user.isAnonymous else {
                 metrics.count(metrics.jwtRejections)
-                throw Problem.unauthenticated("anonymous sign-ins are not accepted")
+                throw Problem.unauthenticated("invalid token")
             }
             metrics.count(metrics.jwtVerifications)
             let memberships = try await identity.orgs.memberships(userID: user.userID)
             var roles: [UUID: MemberRole] = [:]
             for m in memberships { roles[m.orgID] = m.role }
-            return UserIdentity(userID: user.userID, roles: roles, expiresAt: user.expiresAt)
+            return UserIdentity(userID: user.userID, roles: roles, expiresAt: user.expiresAt + Int64(config.jwtLeeway))
         }
     }
 }

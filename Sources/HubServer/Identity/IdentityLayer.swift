@@ -19,7 +19,7 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     let deviceConnections: DeviceConnections
     private let dataStores: DataStores
     private let application: HTTPApplication
-    private let logger: Logger
+    let logger: Logger
     let metrics: IdentityMetrics
 
     private(set) var identity: Identity!

@@ -26,7 +26,11 @@ struct CustomerSessionMachine {
         case invalidMessage(ServerMessage)
         case verified(id: String?, UserIdentity)
         case verificationFailed(id: String?, detail: String)
+        /// The token could not be checked (a store outage): not the client's fault.
+        case verificationUnavailable(id: String?)
         case roomChecked(id: String?, room: String, allowed: Bool, recheck: Bool)
+        /// A first check could not run (a store outage): the subscription is withdrawn.
+        case roomCheckUnavailable(id: String?, room: String)
         case authDeadlinePassed
         /// The expiry timer fired; `now` (unix s) is checked against the current token's exp,
         /// since a refresh may have moved it.
@@ -45,6 +49,8 @@ struct CustomerSessionMachine {
     let maxRooms: Int
     private(set) var state: State = .awaitingAuth
     private(set) var rooms: Set<String> = []
+    /// Rooms whose check is under way; an `unsubscribe` meanwhile cancels the subscription.
+    private(set) var pendingRooms: Set<String> = []
 
     init(maxRooms: Int) { self.maxRooms = maxRooms }
 
@@ -63,9 +69,10 @@ struct CustomerSessionMachine {
         case (_, .authDeadlinePassed):
             return []
 
-        case (_, .invalidMessage(let reply)):
-            if case .authenticated = state { return [.send(reply)] }
+        case (.awaitingAuth, .invalidMessage(let reply)):
             return [.send(reply)] + close(4500, "auth_failed: the first message must be auth")
+        case (_, .invalidMessage(let reply)):
+            return [.send(reply)]
 
         case (.awaitingAuth, .message(.auth(let id, let token))):
             state = .verifying
@@ -81,6 +88,12 @@ struct CustomerSessionMachine {
                     .send(.ack(id: id, fields: ["expires_at": .int(user.expiresAt)]))]
         case (.verifying, .verificationFailed(let id, let detail)):
             return [.send(.error(id: id, code: "unauthenticated", message: detail))] + close(4500, "auth_failed")
+        case (.verifying, .verificationUnavailable(let id)):
+            // Back to waiting: the client may retry its auth within the same deadline.
+            state = .awaitingAuth
+            return [.send(.error(id: id, code: "unavailable", message: "could not check the token; retry shortly"))]
+        case (.authenticated, .verificationUnavailable(let id)):
+            return [.send(.error(id: id, code: "unavailable", message: "could not check the token; retry shortly"))]
 
         case (.authenticated(let current), .message(.auth(let id, let token))):
             _ = current
@@ -103,38 +116,45 @@ struct CustomerSessionMachine {
         case (_, .expiryTimer):
             return []
 
-        case (.authenticated(let user), .message(.subscribe(let id, let room))):
-            guard RoomName.isValid(room) else {
+        case (.authenticated(let user), .message(.subscribe(let id, let raw))):
+            guard let room = RoomName.canonical(raw) else {
                 return [.send(.error(id: id, code: "invalid_argument", message: "rooms are session:<uuid>, device:<uuid> or org:<uuid>"))]
             }
             if rooms.contains(room) { return [.send(.ack(id: id, fields: ["room": .string(room)]))] }
-            guard rooms.count < maxRooms else {
+            guard rooms.count + pendingRooms.count < maxRooms, !pendingRooms.contains(room) else {
                 return [.send(.error(id: id, code: "too_many_rooms", message: "at most \(maxRooms) rooms per connection"))]
             }
+            pendingRooms.insert(room)
             return [.checkRoom(room: room, user: user, id: id, recheck: false)]
         case (.authenticated, .roomChecked(let id, let room, let allowed, let recheck)):
             if recheck {
                 guard !allowed, rooms.remove(room) != nil else { return [] }
                 return [.send(.unsubscribed(room: room, reason: "not_found"))]
             }
+            // Unsubscribed while the check ran: the subscription was withdrawn.
+            guard pendingRooms.remove(room) != nil else { return [] }
             guard allowed else {
                 // The same answer as for a room that does not exist.
                 return [.send(.error(id: id, code: "not_found", message: "no such room"))]
             }
-            guard rooms.count < maxRooms else {
-                return [.send(.error(id: id, code: "too_many_rooms", message: "at most \(maxRooms) rooms per connection"))]
-            }
             rooms.insert(room)
             return [.send(.ack(id: id, fields: ["room": .string(room)]))]
-        case (.authenticated, .message(.unsubscribe(let id, let room))):
+        case (.authenticated, .roomCheckUnavailable(let id, let room)):
+            guard pendingRooms.remove(room) != nil else { return [] }
+            return [.send(.error(id: id, code: "unavailable", message: "could not check the room; retry shortly"))]
+        case (.authenticated, .message(.unsubscribe(let id, let raw))):
+            guard let room = RoomName.canonical(raw) else {
+                return [.send(.error(id: id, code: "invalid_argument", message: "rooms are session:<uuid>, device:<uuid> or org:<uuid>"))]
+            }
             rooms.remove(room)
+            pendingRooms.remove(room)
             return [.send(.ack(id: id, fields: ["room": .string(room)]))]
         case (.authenticated, .message(.ping(let id))):
             return [.send(.ack(id: id, fields: [:]))]
         case (.authenticated, .message(.unknown(let id, let type))):
             return [.send(.error(id: id, code: "unknown_type", message: "unknown message type \(type)"))]
 
-        case (_, .roomChecked), (_, .verified), (_, .verificationFailed):
+        case (_, .roomChecked), (_, .roomCheckUnavailable), (_, .verified), (_, .verificationFailed), (_, .verificationUnavailable):
             return []
         }
     }
@@ -193,4 +213,10 @@ public enum RoomName {
     }
 
     static func isValid(_ room: String) -> Bool { parse(room) != nil }
+
+    /// The room's one spelling (`device:<lower-case uuid>`), or nil when it is not a room name:
+    /// `device:ABC…` and `device:abc…` are the same room.
+    static func canonical(_ room: String) -> String? {
+        parse(room).map { "\($0.kind.rawValue):\($0.id.uuidString.lowercased())" }
+    }
 }

@@ -75,18 +75,21 @@ final class CustomerSocket: WebSocketDelegate {
             deadlineTimer = nil
         case .scheduleExpiry(let at):
             expiryTimer?.cancel()
-            let delay = max(0, Double(at) - Date().timeIntervalSince1970)
+            // Clamped: a validly signed token may carry any `exp`, and the timer takes nanoseconds.
+            let delay = min(max(0, Double(at) - Date().timeIntervalSince1970), 366 * 86_400)
             expiryTimer = loop.schedule(after: UInt64(delay * 1e9)) { [weak self] in
                 self?.handle(.expiryTimer(now: Int64(Date().timeIntervalSince1970)))
             }
         case .verify(let token, let id):
-            let authority = self.authority
+            let authority = self.authority, ip = RequestContext.ip(of: ws.channel.peer)
             Task(executorPreference: loop) { [weak self] in
                 do {
-                    let user = try await authority.verifyUser(token: token, on: loop)
+                    let user = try await authority.verifyUser(token: token, on: loop, ip: ip)
                     self?.handle(.verified(id: id, user))
+                } catch let problem as Problem where problem.status == 401 || problem.status == 429 {
+                    self?.handle(.verificationFailed(id: id, detail: problem.detail ?? "invalid token"))
                 } catch {
-                    self?.handle(.verificationFailed(id: id, detail: (error as? Problem)?.detail ?? "invalid token"))
+                    self?.handle(.verificationUnavailable(id: id))
                 }
             }
         case .checkRoom(let room, let user, let id, let recheck):
@@ -97,9 +100,14 @@ final class CustomerSocket: WebSocketDelegate {
                 do {
                     allowed = try await authority.userCanSee(room: parsed.kind, id: parsed.id, user: user)
                 } catch {
-                    // A store outage must not read as "no such room": answer with a retryable error.
                     logger.warning("room check failed", metadata: ["room": .string(room), "error": .string("\(error)")])
-                    if !recheck { self?.ws?.send(text: ServerMessage.error(id: id, code: "unavailable", message: "retry shortly").json) }
+                    if recheck {
+                        // Fail closed: a room that cannot be re-checked is dropped.
+                        self?.handle(.roomChecked(id: id, room: room, allowed: false, recheck: true))
+                    } else {
+                        // A store outage must not read as "no such room": a retryable error.
+                        self?.handle(.roomCheckUnavailable(id: id, room: room))
+                    }
                     return
                 }
                 self?.handle(.roomChecked(id: id, room: room, allowed: allowed, recheck: recheck))

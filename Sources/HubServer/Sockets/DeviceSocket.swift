@@ -35,12 +35,18 @@ final class DeviceSocket: WebSocketDelegate {
         lastValidated = ws.channel.loop.now
         registration = registry.register(device.deviceID, ws)
         refreshPresence(loop: ws.channel.loop)
+        recordSeen(loop: ws.channel.loop)
     }
 
     /// Best effort: a presence write that fails is repeated on the next heartbeat.
     private func refreshPresence(loop: EventLoop) {
         let presence = self.presence, id = device.deviceID
         Task(executorPreference: loop) { try? await presence.markOnline(id) }
+    }
+
+    private func recordSeen(loop: EventLoop) {
+        let authority = self.authority, id = device.deviceID
+        Task(executorPreference: loop) { await authority.deviceSeen(id) }
     }
 
     func webSocket(_ ws: WebSocketConnection, text: UnsafeRawBufferPointer) {
@@ -65,6 +71,7 @@ final class DeviceSocket: WebSocketDelegate {
 
     func webSocketClosed(_ ws: WebSocketConnection, code: WebSocketCloseCode?, reason: String) {
         registry.unregister(device.deviceID, sequence: registration, loop: ws.channel.loop)
+        recordSeen(loop: ws.channel.loop)
         // A socket replaced by a newer one leaves the presence to its successor.
         guard code != .replaced else { return }
         let presence = self.presence, id = device.deviceID
@@ -85,7 +92,9 @@ final class DeviceSocket: WebSocketDelegate {
             guard let self, let ws = self.ws else { return }
             self.validating = false
             if valid == false {
-                ws.close(.forbidden, reason: "device token revoked")
+                // Expired or revoked (the two look alike here): re-authenticate, which fails for
+                // good if the device was disabled. Explicit revocations close with 4503 instead.
+                ws.close(.tokenExpired, reason: "device token no longer valid")
                 return
             }
             // nil: the store could not answer; keep the socket and try on a later heartbeat.
