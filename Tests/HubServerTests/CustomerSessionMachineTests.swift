@@ -94,6 +94,35 @@ final class CustomerSessionMachineTests: XCTestCase {
         XCTAssertEqual(m.rooms, [room])
     }
 
+    func testUnsubscribeWhileTheCheckRunsWithdrawsTheSubscription() {
+        var m = CustomerSessionMachine(maxRooms: 2)
+        _ = m.handle(.opened(preauthenticated: alice))
+        let upper = room.uppercased().replacingOccurrences(of: "ORG:", with: "org:")
+        XCTAssertEqual(m.handle(.message(.subscribe(id: "1", room: upper))), [.checkRoom(room: room, user: alice, id: "1", recheck: false)],
+                       "room names are canonical (lower-case ids)")
+        XCTAssertEqual(m.handle(.message(.unsubscribe(id: "2", room: room))), [.send(.ack(id: "2", fields: ["room": .string(room)]))])
+        XCTAssertEqual(m.handle(.roomChecked(id: "1", room: room, allowed: true, recheck: false)), [])
+        XCTAssertEqual(m.rooms, [])
+        XCTAssertEqual(m.handle(.message(.unsubscribe(id: "3", room: "nonsense"))).first,
+                       .send(.error(id: "3", code: "invalid_argument", message: "rooms are session:<uuid>, device:<uuid> or org:<uuid>")))
+    }
+
+    func testStoreOutagesAreNotAuthFailures() {
+        var m = CustomerSessionMachine(maxRooms: 2)
+        _ = m.handle(.message(.auth(id: "a", token: "t")))
+        XCTAssertEqual(m.handle(.verificationUnavailable(id: "a")),
+                       [.send(.error(id: "a", code: "unavailable", message: "could not check the token; retry shortly"))])
+        XCTAssertEqual(m.state, .awaitingAuth, "the client may retry within the deadline")
+        XCTAssertEqual(m.handle(.message(.auth(id: "b", token: "t"))), [.verify(token: "t", id: "b")])
+        _ = m.handle(.verified(id: "b", alice))
+        _ = m.handle(.message(.subscribe(id: "s", room: room)))
+        XCTAssertEqual(m.handle(.roomCheckUnavailable(id: "s", room: room)),
+                       [.send(.error(id: "s", code: "unavailable", message: "could not check the room; retry shortly"))])
+        XCTAssertEqual(m.rooms, [])
+        XCTAssertEqual(m.handle(.invalidMessage(.error(id: nil, code: "invalid_message", message: "x"))),
+                       [.send(.error(id: nil, code: "invalid_message", message: "x"))], "authenticated: a bad message is only answered")
+    }
+
     func testEnvelopeParsing() {
         func parse(_ s: String) -> Result<ClientEnvelope, ServerMessage> {
             var s = s
