@@ -28,13 +28,20 @@ public final class PythonHTTPServer {
 
     /// Starts the server; `routes` is a JSON array of canned responses (see the script), TLS
     /// when a certificate and key are given.
+    /// The canned routes' file; the server re-reads it on every request (`setRoutes`).
+    public let routesFile: String
+
+    /// Replaces the canned routes of the running server.
+    public func setRoutes(_ json: String) throws {
+        try json.write(toFile: routesFile, atomically: true, encoding: .utf8)
+    }
+
     public init(routesJSON: String? = nil, tlsCertificate: String? = nil, tlsKey: String? = nil) throws {
         var arguments = [Self.peersDirectory.appendingPathComponent("http_test_server.py").path, "--record", recordFile]
-        if let routesJSON {
-            let file = NSTemporaryDirectory() + "hub-routes-\(UUID().uuidString).json"
-            try routesJSON.write(toFile: file, atomically: true, encoding: .utf8)
-            arguments += ["--routes", file]
-        }
+        let file = NSTemporaryDirectory() + "hub-routes-\(UUID().uuidString).json"
+        try (routesJSON ?? "[]").write(toFile: file, atomically: true, encoding: .utf8)
+        arguments += ["--routes", file]
+        routesFile = file
         if let tlsCertificate, let tlsKey { arguments += ["--tls-cert", tlsCertificate, "--tls-key", tlsKey] }
         let (executable, prefix) = Self.interpreter()
         process = Process()

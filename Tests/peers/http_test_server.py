@@ -13,7 +13,8 @@ Built-in routes (query parameters in brackets):
   /close-early                announces 100 bytes, sends 10, closes
   /garbage                    a line that is not HTTP, then closes
   /slow[?seconds=S]           waits S seconds, then 200
-With --routes FILE (JSON list of {method, path, status, body?, headers?}), requests whose method
+With --routes FILE (JSON list of {method, path, status, body?, headers?}; re-read on every
+request), requests whose method
 and path (with query, else without) match an entry get that canned response; `body` is sent as
 JSON unless it is a string. With --tls-cert/--tls-key the server speaks HTTPS.
 """
@@ -30,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 RECORD_FILE = None
 LOCK = threading.Lock()
 ROUTES = []
+ROUTES_FILE = None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -50,7 +52,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK, open(RECORD_FILE, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
-        for route in ROUTES:
+        for route in current_routes():
             if route["method"] == self.command and route["path"] in (self.path, url.path):
                 payload = route.get("body")
                 if payload is None:
@@ -118,6 +120,15 @@ def pattern(n):
     return bytes(97 + i % 26 for i in range(n))
 
 
+def current_routes():
+    """The canned routes, re-read from --routes on every request so a test can change them
+    while the server runs (e.g. a JWKS that depends on the server's own port)."""
+    if ROUTES_FILE:
+        with open(ROUTES_FILE) as f:
+            return json.load(f)
+    return ROUTES
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--routes")
@@ -125,11 +136,9 @@ def main():
     parser.add_argument("--tls-key")
     parser.add_argument("--record")
     args = parser.parse_args()
-    global RECORD_FILE
+    global RECORD_FILE, ROUTES_FILE
     RECORD_FILE = args.record
-    if args.routes:
-        with open(args.routes) as f:
-            ROUTES.extend(json.load(f))
+    ROUTES_FILE = args.routes
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     if args.tls_cert:

@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 import time
 import warnings
@@ -29,7 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 warnings.filterwarnings("ignore")  # PyJWT warns about the short HS512 key of one case
 NOW = int(sys.argv[1]) if len(sys.argv) > 1 else int(time.time())
-ISSUER = "https://abcdefghijklmnop.supabase.co/auth/v1"
+# JWT_MINT_ISSUER: the issuer of a hub under test whose --supabase-url is a local HTTPS server.
+ISSUER = os.environ.get("JWT_MINT_ISSUER", "https://abcdefghijklmnop.supabase.co/auth/v1")
 SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 USER = "8f0e7c1a-3b2d-4e5f-9a6b-7c8d9e0f1a2b"
 SESSION = "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a"
