@@ -33,6 +33,14 @@ enum DeviceEndpoints {
             return r
         }
 
+        // Who the token speaks for: lets an agent check its token without side effects (and is
+        // the cheapest authenticated route, which the identity benchmark measures).
+        app.route(.get, "/api/v1/device/me", guard: .device) { _, ctx in
+            guard case .device(let device) = ctx.principal else { throw Problem.unauthenticated() }
+            struct Me: Encodable { var device_id: String; var org_id: String }
+            return .json(Me(device_id: device.deviceID.wire, org_id: device.orgID.wire))
+        }
+
         // The token is checked by the guard before the upgrade: a bad one is a plain 401.
         let authority = IdentitySocketAuthority(layer: layer)
         app.route(.get, "/ws/device", guard: .device) { request, ctx in
