@@ -141,12 +141,17 @@ final class FakeClock: Sendable {
         let endpoint = FakeJWKSEndpoint(m.jwksBytes("initial"))
         let v = try await SupabaseJWTVerifier(configuration: SupabaseJWTConfiguration(issuer: m.issuer))
         let refresher = JWKSRefresher(verifier: v, refreshInterval: .milliseconds(50), minRefetchInterval: .milliseconds(10), fetch: endpoint.fetch)
+        let started = ContinuousClock.now
         await refresher.start()
         await refresher.start()  // idempotent
-        try await Task.sleep(for: .milliseconds(400))
+        // Waits for three periodic fetches (a loaded machine may stretch the 50 ms interval).
+        while endpoint.fetches < 3, ContinuousClock.now - started < .seconds(10) { try await Task.sleep(for: .milliseconds(10)) }
         await refresher.stop()
+        let elapsed = ContinuousClock.now - started
         let fetched = endpoint.fetches
-        #expect(fetched >= 3 && fetched <= 10, "\(fetched)")
+        // At most one fetch per interval (plus the one at start): never a busy loop.
+        let bound = Int(elapsed / .milliseconds(50)) + 2
+        #expect(fetched >= 3 && fetched <= bound, "\(fetched) fetches in \(elapsed)")
         #expect(v.keys.keyIDs == ["ec-1", "rsa-1"])
         try await Task.sleep(for: .milliseconds(200))
         #expect(endpoint.fetches <= fetched + 1)

@@ -142,7 +142,8 @@ final class IdentityEndToEndTests: XCTestCase {
         XCTAssertEqual(limited.status, 429, limited.text)
         XCTAssertEqual(limited.json?["code"] as? String, "rate_limited")
         let retry = try XCTUnwrap(Int(limited.header("Retry-After") ?? ""))
-        XCTAssertTrue((1...60).contains(retry), "Retry-After \(retry)")
+        // A sliding window: the oldest counted failures age out within two windows.
+        XCTAssertTrue((1...120).contains(retry), "Retry-After \(retry)")
         // The same budget covers bearer tokens on guarded routes and JWTs.
         let bearer = try hub.request("GET", "/api/v1/customer/orgs", bearer: "x.y.z")
         XCTAssertEqual(bearer.status, 429)
@@ -185,5 +186,65 @@ final class IdentityEndToEndTests: XCTestCase {
         ], bearer: IdentityTestHub.jwt(user, expiresIn: 2)).finish()
         XCTAssertEqual(refreshed.received.map { $0["id"] as? String }, ["r", "p"], "\(refreshed)")
         XCTAssertNil(refreshed.closeCode.flatMap { $0 == 4001 ? $0 : nil }, "still open after the first token's exp")
+    }
+
+    func testDeviceListPagesAndFilters() async throws {
+        let hub = try await IdentityTestHub(.embedded)
+        defer { hub.stop() }
+        let user = UUID()
+        let org = try hub.makeOrg("Paging", members: [user: .operator])
+        let jwt = IdentityTestHub.jwt(user)
+        var names: [String] = []
+        for i in 0..<7 {
+            let name = "dev-\(i)"
+            names.append(name)
+            if i < 3 {
+                _ = try hub.makeDevice(org: org, as: user, name: name)
+            } else {
+                try hub.expect(201, "POST", "/api/v1/customer/devices/provision", bearer: jwt, json: ["org_id": org.uuidString, "name": name])
+            }
+        }
+        var seen: [String] = []
+        var cursor: String?
+        var pages = 0
+        repeat {
+            let page = try hub.expect(200, "GET", "/api/v1/customer/devices?org_id=\(org)&limit=3" + (cursor.map { "&cursor=\($0)" } ?? ""), bearer: jwt)
+            let items = try XCTUnwrap(page["items"] as? [[String: Any]])
+            XCTAssertLessThanOrEqual(items.count, 3)
+            seen += items.compactMap { $0["name"] as? String }
+            XCTAssertTrue(page.keys.contains("next_cursor"), "next_cursor is always present: \(page)")
+            cursor = page["next_cursor"] as? String
+            pages += 1
+        } while cursor != nil && pages < 10
+        XCTAssertEqual(seen, names.sorted(), "every device once, in name order, over \(pages) pages")
+        let active = try hub.expect(200, "GET", "/api/v1/customer/devices?org_id=\(org)&state=active", bearer: jwt)
+        XCTAssertEqual((active["items"] as? [[String: Any]])?.compactMap { $0["name"] as? String }, ["dev-0", "dev-1", "dev-2"])
+        let offline = try hub.expect(200, "GET", "/api/v1/customer/devices?org_id=\(org)&online=true", bearer: jwt)
+        XCTAssertEqual((offline["items"] as? [Any])?.count, 0, "no device holds a socket")
+        for bad in ["limit=0", "limit=201", "state=broken", "online=maybe", "cursor=%21%21"] {
+            try hub.expect(400, "GET", "/api/v1/customer/devices?org_id=\(org)&\(bad)", bearer: jwt)
+        }
+        try hub.expect(400, "GET", "/api/v1/customer/devices", bearer: jwt)
+    }
+
+    func testRequestsAreLimitedPerPrincipal() async throws {
+        let hub = try await IdentityTestHub(.embedded) { $0.requestsPerMinute = 5 }
+        defer { hub.stop() }
+        let user = UUID()
+        let org = try hub.makeOrg("Busy", members: [user: .operator])
+        // Setting up took requests from the admin and the user; a fresh device has its own budget.
+        // (Registration and auth are open routes, limited per IP: four calls here.)
+        let device = try hub.makeDevice(org: org, as: user), other = try hub.makeDevice(org: org, as: user, name: "other")
+        let token = try hub.deviceToken(device.id, device.secret), otherToken = try hub.deviceToken(other.id, other.secret)
+        for _ in 0..<5 { try hub.expect(200, "GET", "/api/v1/device/me", bearer: token) }
+        let limited = try hub.request("GET", "/api/v1/device/me", bearer: token)
+        XCTAssertEqual(limited.status, 429, limited.text)
+        XCTAssertEqual(limited.json?["code"] as? String, "rate_limited")
+        XCTAssertNotNil(limited.header("Retry-After"))
+        // Another principal has its own budget.
+        try hub.expect(200, "GET", "/api/v1/device/me", bearer: otherToken)
+        // Open routes count per IP: the fifth call from this IP is still admitted, the sixth not.
+        try hub.expect(401, "POST", "/api/v1/device/auth", json: ["device_id": UUID().uuidString, "device_secret": "x"])
+        try hub.expect(429, "POST", "/api/v1/device/auth", json: ["device_id": UUID().uuidString, "device_secret": "x"])
     }
 }

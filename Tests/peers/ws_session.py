@@ -1,7 +1,7 @@
 """A scripted WebSocket client session for the hub's socket tests, on python-websockets (an
 independent implementation of RFC 6455).
 
-    ws_session.py URL STEPS_JSON [--header NAME:VALUE]...
+    ws_session.py URL STEPS_JSON [--header NAME:VALUE]... [--schemas DIR]
 
 STEPS_JSON is a list of steps:
   {"send": {...}}          send the object as a JSON text message
@@ -10,7 +10,11 @@ STEPS_JSON is a list of steps:
   {"wait_close": SECONDS}  wait up to SECONDS for the server to close
   {"sleep": SECONDS}
 Prints one JSON object: {"handshake": status, "received": [...], "close_code": int|null,
-"close_reason": str|null, "error": str|null}.
+"close_reason": str|null, "error": str|null, "schema_errors": [...]}.
+
+With --schemas DIR (protocol/ws), every message received is validated against
+server-message.schema.json (jsonschema, Draft 2020-12), and each failure is listed in
+schema_errors: the server must send only what the protocol documents.
 """
 import asyncio
 import json
@@ -20,18 +24,41 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 
+def load_validator(directory):
+    """A validator for server messages, with every schema of DIR in one registry (they refer to
+    each other by relative $id)."""
+    import os
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    resources = []
+    for name in os.listdir(directory):
+        if name.endswith(".schema.json"):
+            with open(os.path.join(directory, name)) as f:
+                doc = json.load(f)
+            resources.append((doc["$id"], Resource.from_contents(doc)))
+    registry = Registry().with_resources(resources)
+    with open(os.path.join(directory, "server-message.schema.json")) as f:
+        root = json.load(f)
+    return Draft202012Validator(root, registry=registry)
+
+
 async def main():
     url, steps = sys.argv[1], json.loads(sys.argv[2])
     headers = []
+    validator = None
     args = sys.argv[3:]
     while args:
         if args[0] == "--header":
             name, value = args[1].split(":", 1)
             headers.append((name, value.strip()))
             args = args[2:]
+        elif args[0] == "--schemas":
+            validator = load_validator(args[1])
+            args = args[2:]
         else:
             raise SystemExit(f"unknown argument {args[0]}")
-    out = {"handshake": None, "received": [], "close_code": None, "close_reason": None, "error": None}
+    out = {"handshake": None, "received": [], "close_code": None, "close_reason": None, "error": None, "schema_errors": []}
     try:
         async with connect(url, additional_headers=headers, open_timeout=10, ping_interval=None) as ws:
             out["handshake"] = 101
@@ -66,6 +93,10 @@ async def main():
         out["handshake"] = e.response.status_code
     except Exception as e:  # noqa: BLE001 - reported to the test, which decides
         out["error"] = f"{type(e).__name__}: {e}"
+    if validator is not None:
+        for message in out["received"]:
+            for error in validator.iter_errors(message):
+                out["schema_errors"].append(f"{json.dumps(message)}: {error.message}")
     print(json.dumps(out), flush=True)
 
 

@@ -12,7 +12,9 @@ import Logging
 /// devices' sockets on this node. It plugs the guard stages into the application.
 final class IdentityLayer: HubService, @unchecked Sendable {
     // @unchecked: every `var` below is written once in `start()`, before the listeners bind
-    // (the service group starts before `HubServer` accepts), and only read afterwards.
+    // (the service group starts before `HubServer` accepts), and only read afterwards, except
+    // `controlSubscription`, written by the subscriber task, which `stop()` awaits before
+    // reading it.
     let name = "identity"
     let config: ServerConfig
     let loops: [EventLoop]
@@ -58,23 +60,51 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         audit = AuditLog(records: stores.records, logger: logger)
         try await startJWT()
 
-        let connections = deviceConnections
-        let log = logger
-        controlSubscription = try await stores.pubSub.subscribe(Self.deviceControlChannel) { message in
-            guard let control = try? JSONDecoder().decode(DeviceControl.self, from: Data(message.payload)) else {
-                log.warning("unreadable device control message", metadata: ["bytes": .stringConvertible(message.payload.count)])
-                return
-            }
-            connections.close(deviceID: control.device_id, code: .forbidden, reason: control.reason)
+        subscribeToDeviceControl()
+        // An embedder (or a test) may have installed its own stages.
+        if application.authenticator == nil { application.authenticator = HubAuthenticator(layer: self) }
+        if application.rateLimiter == nil {
+            application.rateLimiter = PrincipalRateLimiter(limiter: identity.rateLimiter, rule: identityConfig.rateLimits.requestsPerPrincipal)
         }
-        application.authenticator = HubAuthenticator(layer: self)
-        application.rateLimiter = PrincipalRateLimiter(limiter: identity.rateLimiter, rule: identityConfig.rateLimits.requestsPerPrincipal)
     }
 
     func stop() async {
+        subscriber?.cancel()
+        await subscriber?.value
+        subscriber = nil
         controlSubscription?.cancel()
         controlSubscription = nil
         await jwksRefresher?.stop()
+    }
+
+    private var subscriber: Task<Void, Never>?
+
+    /// Subscribes to the device-control channel, retrying every second while Redis is away: a
+    /// hub starts (and serves what it can) with its dependencies down.
+    private func subscribeToDeviceControl() {
+        let connections = deviceConnections, log = logger, pubSub = stores.pubSub
+        subscriber = Task(executorPreference: loops[0]) { [weak self] in
+            var attempt = 0
+            while !Task.isCancelled {
+                do {
+                    let subscription = try await pubSub.subscribe(Self.deviceControlChannel) { message in
+                        guard let control = try? JSONDecoder().decode(DeviceControl.self, from: Data(message.payload)) else {
+                            log.warning("unreadable device control message", metadata: ["bytes": .stringConvertible(message.payload.count)])
+                            return
+                        }
+                        connections.close(deviceID: control.device_id, code: .forbidden, reason: control.reason)
+                    }
+                    self?.controlSubscription = subscription
+                    return
+                } catch {
+                    attempt += 1
+                    if attempt == 1 || attempt % 30 == 0 {
+                        log.warning("device-control subscription pending; retrying", metadata: ["error": .string("\(error)"), "attempt": .stringConvertible(attempt)])
+                    }
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
     }
 
     /// Closes the device's sockets on every node: locally at once, elsewhere through pub/sub
@@ -107,9 +137,10 @@ final class IdentityLayer: HubService, @unchecked Sendable {
 
     // MARK: JWT
 
-    /// Builds the verifier when Supabase is configured (URL, JWKS file or HS256 secret), loads
-    /// the JWKS once (a failure is logged and retried by the refresher: HS256 and later fetches
-    /// still work), and starts the periodic refresh.
+    /// Builds the verifier when Supabase is configured (URL, JWKS file or HS256 secret) and
+    /// starts the refresher, whose first fetch runs at once in the background: start-up never
+    /// waits on Supabase, and a token that arrives before the keys waits for that fetch (its
+    /// `kid` is unknown until then). A failed fetch is logged and retried.
     private func startJWT() async throws {
         guard config.supabaseURL != nil || config.supabaseJWKSFile != nil || config.supabaseJWTSecret != nil else {
             logger.notice("no Supabase configuration: customer JWTs are refused (set --supabase-url, --supabase-jwks-file or --supabase-jwt-secret)")
@@ -124,10 +155,6 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         guard let fetch = try JWKSSource.fetch(config: config, loop: loops[0], logger: logger) else { return }
         let refresher = JWKSRefresher(verifier: verifier, logger: logger, fetch: fetch)
         jwksRefresher = refresher
-        await refresher.refresh()
-        if let error = await refresher.lastError {
-            logger.warning("JWKS not loaded at start; retrying in the background", metadata: ["error": .string(error)])
-        }
         await refresher.start()
     }
 }

@@ -138,6 +138,8 @@ final class IdentityTestHub {
             var args = [PythonPeer.script("ws_session.py"), "ws://127.0.0.1:\(port)\(path)",
                         String(decoding: try JSONSerialization.data(withJSONObject: steps), as: UTF8.self)]
             for (k, v) in headers { args += ["--header", "\(k): \(v)"] }
+            // Every message the hub sends is checked against the documented JSON Schemas.
+            args += ["--schemas", PythonPeer.repositoryRoot.appendingPathComponent("protocol/ws").path]
             process.arguments = args
             process.standardOutput = out
             process.standardError = err
@@ -157,7 +159,7 @@ final class IdentityTestHub {
             throw TestError("socket session not ready: \(String(decoding: seen, as: UTF8.self))")
         }
 
-        func finish(timeout: Double = 30) throws -> SocketResult {
+        func finish(timeout: Double = 30, file: StaticString = #filePath, line: UInt = #line) throws -> SocketResult {
             let deadline = Date().addingTimeInterval(timeout)
             while process.isRunning && Date() < deadline { usleep(10_000) }
             if process.isRunning { process.terminate(); throw TestError("socket session timed out") }
@@ -165,6 +167,8 @@ final class IdentityTestHub {
             guard let obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw TestError("socket session printed \(String(decoding: data, as: UTF8.self))")
             }
+            let schemaErrors = obj["schema_errors"] as? [String] ?? ["no schema_errors in \(obj)"]
+            XCTAssertEqual(schemaErrors, [], "messages outside protocol/ws", file: file, line: line)
             return SocketResult(handshake: obj["handshake"] as? Int, received: obj["received"] as? [[String: Any]] ?? [],
                                 closeCode: obj["close_code"] as? Int, error: obj["error"] as? String)
         }
