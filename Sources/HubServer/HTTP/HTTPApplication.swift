@@ -77,7 +77,11 @@ public final class HTTPApplication: @unchecked Sendable {
         add(method, pattern, .async(`guard`, handler))
     }
 
+    /// Every route added, as (method, pattern): what `protocol/openapi.yaml` must describe.
+    public private(set) var routeTable: [(method: HTTPMethod, pattern: String)] = []
+
     private func add(_ method: HTTPMethod, _ pattern: String, _ handler: Route.Handler) {
+        routeTable.append((method, pattern))
         let entry: Route
         if let existing = routes.first(where: { $0.pattern == pattern }) {
             entry = Route(pattern: pattern, index: existing.index, handler: handler, duration: existing.duration)
