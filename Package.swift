@@ -104,7 +104,7 @@ let package = Package(
         .executableTarget(name: "redis-bench", dependencies: ["HubRedis", "HubIO"], path: "tools/redis-bench", swiftSettings: hotPath),
 
         .executableTarget(name: "hubctl", dependencies: [
-            "HubMigrations", "HubPostgres", "HubSQLite", "HubIO", "HubHTTP", "HubHTTPClient", "COpenSSL",
+            "HubMigrations", "HubPostgres", "HubSQLite", "HubIO", "HubHTTP", "HubHTTPClient", "HubAuth",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "tools/hubctl"),
         .executableTarget(name: "jwt-bench", dependencies: ["HubAuth", .product(name: "JWTKit", package: "jwt-kit")],
@@ -113,7 +113,7 @@ let package = Package(
 
         // Real redis-server and PostgreSQL for the integration tests (not a test target itself,
         // so that several test targets share it).
-        .target(name: "HubTestSupport", dependencies: ["HubRedis", "HubIO"], path: "Tests/HubTestSupport"),
+        .target(name: "HubTestSupport", dependencies: ["HubRedis", "HubIO", "HubPostgres", "HubSQLite", "HubMigrations"], path: "Tests/HubTestSupport"),
         .testTarget(name: "HubWebSocketTests", dependencies: ["HubWebSocket"]),
         // One conformance suite, run against the embedded store and against Redis + PostgreSQL.
         .testTarget(name: "HubStoreTests", dependencies: ["HubStore", "HubTestSupport", "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubIO"]),

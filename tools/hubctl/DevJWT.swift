@@ -1,6 +1,7 @@
 import ArgumentParser
 import COpenSSL
 import Foundation
+import HubAuth
 
 /// `hubctl mint-dev-jwt`: a Supabase-shaped HS256 access token for local development against a
 /// hub started with `--supabase-jwt-secret`, so the customer API can be exercised without a
@@ -101,40 +102,9 @@ enum DevJWT {
     static func sign(_ claims: Claims, secret: [UInt8]) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let header = base64URL(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
-        let payload = base64URL(Array(try encoder.encode(claims)))
+        let header = Base64URLText.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+        let payload = Base64URLText.encode(Array(try encoder.encode(claims)))
         let signingInput = Array("\(header).\(payload)".utf8)
-        return "\(header).\(payload).\(base64URL(hmacSHA256(key: secret, message: signingInput)))"
-    }
-
-    /// Base64url without padding (RFC 7515 §2).
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    /// HMAC-SHA256 (RFC 2104) over libcrypto's SHA-256. Spelled out over `EVP_Digest` because
-    /// the COpenSSL umbrella header has no HMAC API, and the construction is four lines.
-    static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        let blockSize = 64
-        var block = key.count > blockSize ? sha256(key) : key
-        block += [UInt8](repeating: 0, count: blockSize - block.count)
-        let inner = sha256(block.map { $0 ^ 0x36 } + message)
-        return sha256(block.map { $0 ^ 0x5C } + inner)
-    }
-
-    static func sha256(_ bytes: [UInt8]) -> [UInt8] {
-        var digest = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        let ok = bytes.withUnsafeBytes { input in
-            digest.withUnsafeMutableBufferPointer { out in
-                EVP_Digest(input.baseAddress, input.count, out.baseAddress, &length, EVP_sha256(), nil)
-            }
-        }
-        // EVP_Digest with a built-in digest fails only when it cannot allocate.
-        precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
-        return digest
+        return "\(header).\(payload).\(Base64URLText.encode(HubCrypto.hmacSHA256(key: secret, signingInput)))"
     }
 }

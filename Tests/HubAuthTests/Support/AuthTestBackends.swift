@@ -61,49 +61,16 @@ enum AuthTestEnvironment {
         return try await body(client, server.configuration, RedisNamespace("auth-\(UUID().uuidString.prefix(13))"))
     }
 
-    /// A pool on a new, migrated PostgreSQL database of the shared server, dropped after `body`.
     static func withPostgres<T>(_ body: (PostgresPool) async throws -> T) async throws -> T {
-        let server = try await offPool { try SharedTestServers.shared.postgres() }
-        let name = "a_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
-        let admin = try await PostgresConnection.connect(to: PostgresConfiguration(url: server.url), on: group.loops[0])
-        _ = try await admin.query("CREATE DATABASE \(name)")
-        var components = URLComponents(string: server.url)!
-        components.path = "/" + name
-        let url = components.string!
-        do {
-            let connection = try await PostgresConnection.connect(to: PostgresConfiguration(url: url), on: group.loops[0])
-            _ = try await MigrationRunner(migrations: try Migration.postgres, driver: PostgresMigrationDriver(connection: connection)).migrate()
-            await connection.close()
-        }
-        var configuration = PostgresPoolConfiguration(url: url)
-        configuration.maxConnections = 4
-        let pool = PostgresPool(configuration: configuration, loops: group.loops)
-        let result: Result<T, Error>
-        do { result = .success(try await body(pool)) } catch { result = .failure(error) }
-        await pool.shutdown()
-        _ = try? await admin.query("DROP DATABASE \(name) WITH (FORCE)")
-        await admin.close()
-        return try result.get()
+        try await TestDatabases.withPostgres(prefix: "a", loops: group.loops, body)
     }
 
-    /// A new, migrated SQLite database in a temporary directory, removed after `body`.
     static func withSQLite<T>(_ body: (SQLiteDatabase) async throws -> T) async throws -> T {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hubauth-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let database = try await SQLiteDatabase.open(path: directory.appendingPathComponent("devicehub.sqlite").path)
-        _ = try await MigrationRunner(migrations: try Migration.sqlite, driver: SQLiteMigrationDriver(database: database)).migrate()
-        let result: Result<T, Error>
-        do { result = .success(try await body(database)) } catch { result = .failure(error) }
-        await database.close()
-        return try result.get()
+        try await TestDatabases.withSQLite(body)
     }
 
-    /// Blocking work (starting a server) on a thread of its own, off the cooperative pool.
     static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
+        try await TestDatabases.offPool(body)
     }
 }
 

@@ -50,57 +50,19 @@ enum TestEnvironment {
         return try await body(client, server.configuration, namespace())
     }
 
-    /// A pool on a new, migrated PostgreSQL database of the shared server, dropped after `body`.
     static func withPostgres<T>(_ body: (PostgresPool) async throws -> T) async throws -> T {
-        let server = try await offPool { try SharedTestServers.shared.postgres() }
-        let name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
-        let admin = try await PostgresConnection.connect(to: PostgresConfiguration(url: server.url), on: loop)
-        _ = try await admin.query("CREATE DATABASE \(name)")
-        let url = databaseURL(server.url, name)
-        do {
-            let connection = try await PostgresConnection.connect(to: PostgresConfiguration(url: url), on: loop)
-            _ = try await MigrationRunner(migrations: try Migration.postgres, driver: PostgresMigrationDriver(connection: connection)).migrate()
-            await connection.close()
-        }
-        var configuration = PostgresPoolConfiguration(url: url)
-        configuration.maxConnections = 4
-        let pool = PostgresPool(configuration: configuration, loops: group.loops)
-        let result: Result<T, Error>
-        do { result = .success(try await body(pool)) } catch { result = .failure(error) }
-        await pool.shutdown()
-        _ = try? await admin.query("DROP DATABASE \(name) WITH (FORCE)")
-        await admin.close()
-        return try result.get()
+        try await TestDatabases.withPostgres(prefix: "t", loops: group.loops, body)
     }
 
-    /// A new, migrated SQLite database in a temporary directory, removed after `body`.
     static func withSQLite<T>(_ body: (SQLiteDatabase) async throws -> T) async throws -> T {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hubstore-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let database = try await SQLiteDatabase.open(path: directory.appendingPathComponent("devicehub.sqlite").path)
-        _ = try await MigrationRunner(migrations: try Migration.sqlite, driver: SQLiteMigrationDriver(database: database)).migrate()
-        let result: Result<T, Error>
-        do { result = .success(try await body(database)) } catch { result = .failure(error) }
-        await database.close()
-        return try result.get()
+        try await TestDatabases.withSQLite(body)
     }
 
-    /// Runs blocking work (starting a server, which waits for it to answer) on a thread of its
-    /// own: on the cooperative pool it would stall every other test's tasks meanwhile (2 threads
-    /// on this machine), and timing assertions elsewhere would see the stall.
     static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try body() }) }.start()
-        }
+        try await TestDatabases.offPool(body)
     }
 
-    /// `url` with its database name replaced by `name`.
-    static func databaseURL(_ url: String, _ name: String) -> String {
-        guard var components = URLComponents(string: url) else { return url }
-        components.path = "/" + name
-        return components.string ?? url
-    }
+    static func databaseURL(_ url: String, _ name: String) -> String { TestDatabases.databaseURL(url, name) }
 }
 
 struct TestSetupError: Error, CustomStringConvertible {
