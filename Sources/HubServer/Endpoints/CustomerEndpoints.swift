@@ -62,7 +62,8 @@ enum CustomerEndpoints {
                 guard let n = Int(raw), (1...maxPage).contains(n) else { throw Problem.invalidArgument("limit must be 1...\(maxPage)") }
                 limit = n
             }
-            let after = try ctx.query("cursor").map { raw throws(Problem) -> (name: String, id: UUID) in
+            // An empty cursor is the first page, like no cursor.
+            let after = try ctx.query("cursor").flatMap { $0.isEmpty ? nil : $0 }.map { raw throws(Problem) -> (name: String, id: UUID) in
                 guard let c = DeviceCursor(text: raw) else { throw Problem.invalidArgument("cursor is not one this hub issued") }
                 return (c.name, c.id)
             }
