@@ -89,7 +89,13 @@ final class HubProcess {
     func waitForExit(timeout: Double) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
-        return process.isRunning ? nil : process.terminationStatus
+        if process.isRunning { return nil }
+        // The process is gone: collect what it wrote that the handler has not seen yet, so a
+        // caller reading `log` next sees the last lines (the exit message) too.
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
+        let rest = stderrPipe.fileHandleForReading.readDataToEndOfFile()
+        lock.lock(); collected.append(rest); lock.unlock()
+        return process.terminationStatus
     }
 
     deinit {
