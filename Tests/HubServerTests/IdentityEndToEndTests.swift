@@ -2,6 +2,7 @@ import Foundation
 import HubAuth
 import HubServer
 import HubStore
+import HubTestSupport
 import XCTest
 
 /// Identity end to end over real sockets, on the embedded store and on real Redis +
@@ -126,10 +127,14 @@ final class IdentityEndToEndTests: XCTestCase {
         try hub.expect(200, "POST", "/api/v1/admin/api-keys/\(keyID)/revoke", bearer: IdentityTestHub.adminToken)
         try hub.expect(401, "GET", "/api/v1/customer/devices/\(device.id)", apiKey: key)
         try hub.expect(409, "POST", "/api/v1/admin/api-keys/\(keyID)/revoke", bearer: IdentityTestHub.adminToken)
-        // The admin API is closed to everything else.
+        // The admin API is closed to everything else, and refusals are counted where an
+        // operator alerts on them.
+        let failuresBefore = MetricsText.sum(try hub.request("GET", "/metrics").text, "devicehub_auth_failures_total")
         try hub.expect(401, "POST", "/api/v1/admin/orgs", json: ["name": "anon"])
         try hub.expect(401, "POST", "/api/v1/admin/orgs", bearer: "wrong-admin-token-0123456789", json: ["name": "x"])
         try hub.expect(401, "POST", "/api/v1/admin/orgs", bearer: IdentityTestHub.jwt(admin), json: ["name": "user"])
+        let failuresAfter = MetricsText.sum(try hub.request("GET", "/metrics").text, "devicehub_auth_failures_total")
+        XCTAssertEqual(failuresAfter - failuresBefore, 3, "three refused credentials counted")
     }
 
     func testFailedCredentialsAreLimitedPerIP() async throws {
