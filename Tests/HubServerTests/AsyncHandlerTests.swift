@@ -110,7 +110,7 @@ final class AsyncHandlerTests: XCTestCase {
     }
 
     func testGuardResolvesThePrincipalBeforeTheHandler() throws {
-        let device = DeviceIdentity(deviceID: UUID(), orgID: UUID())
+        let device = DevicePrincipal(deviceID: UUID(), orgID: UUID())
         let calls = CallCounter()
         let (server, _) = try startTestServer(routes: { app in
             app.authenticator = FixedAuthenticator(token: "good", principal: .device(device))

@@ -1,11 +1,12 @@
 import Foundation
+import HubAuth
 import XCTest
 @testable import HubServer
 
 /// The `/ws/customer` session logic without sockets: auth by header or first message within
 /// the deadline, refresh, expiry, room authorization and its re-check on refresh.
 final class CustomerSessionMachineTests: XCTestCase {
-    let alice = UserIdentity(userID: UUID(), roles: [:], expiresAt: 1_000)
+    let alice = UserPrincipal(userID: UUID(), roles: [:], expiresAt: 1_000)
     let room = "org:\(UUID().uuidString.lowercased())"
 
     func testHeaderAuthOpensAuthenticatedAndSchedulesExpiry() {
@@ -61,7 +62,7 @@ final class CustomerSessionMachineTests: XCTestCase {
         _ = m.handle(.message(.auth(id: "r", token: "bad")))
         XCTAssertEqual(m.handle(.verificationFailed(id: "r", detail: "bad signature")), [.send(.error(id: "r", code: "unauthenticated", message: "bad signature"))])
         XCTAssertEqual(m.state, .authenticated(alice))
-        let mallory = UserIdentity(userID: UUID(), roles: [:], expiresAt: 5_000)
+        let mallory = UserPrincipal(userID: UUID(), roles: [:], expiresAt: 5_000)
         _ = m.handle(.message(.auth(id: "x", token: "mallory")))
         XCTAssertEqual(m.handle(.verified(id: "x", mallory)).last, .close(code: 4500, reason: "auth_failed: user changed"))
     }

@@ -68,7 +68,7 @@ enum CustomerSocketEndpoint {
         let authority = IdentitySocketAuthority(layer: layer)
         let logger = app.logger
         app.route(.get, "/ws/customer", guard: .anonymous) { request, ctx in
-            var user: UserIdentity?
+            var user: UserPrincipal?
             if let token = DeviceEndpoints.bearerToken(request) {
                 user = try await layer.authenticateUser(token: token, on: ctx.loop, caller: ctx.caller)
             }
@@ -85,11 +85,11 @@ enum CustomerSocketEndpoint {
 struct IdentitySocketAuthority: SocketAuthority {
     let layer: IdentityLayer
 
-    func verifyUser(token: String, on loop: EventLoop, ip: String) async throws -> UserIdentity {
+    func verifyUser(token: String, on loop: EventLoop, ip: String) async throws -> UserPrincipal {
         try await layer.authenticateUser(token: token, on: loop, caller: .anonymous(ip: ip))
     }
 
-    func userCanSee(room kind: RoomName.Kind, id: UUID, user: UserIdentity) async throws -> Bool {
+    func userCanSee(room kind: RoomName.Kind, id: UUID, user: UserPrincipal) async throws -> Bool {
         let records = layer.stores.records
         let orgID: UUID?
         switch kind {

@@ -1,3 +1,4 @@
+import HubAuth
 import HubHTTP
 import HubIO
 import Logging

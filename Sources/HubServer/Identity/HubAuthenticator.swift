@@ -30,12 +30,12 @@ struct HubAuthenticator: RequestAuthenticator {
             // The service counts and audits its own failures.
             let key = try await layer.identity.apiKeys.authenticate(key, by: caller)
             // Only a hub-wide key (no org) is an admin: an org's key never reaches other orgs.
-            if rule.accepts.contains(.admin), key.has(.admin), key.orgID == nil { return .admin(AdminIdentity(keyID: key.keyID)) }
+            if rule.accepts.contains(.admin), key.has(.admin), key.orgID == nil { return .admin(AdminPrincipal(keyID: key.keyID)) }
             guard rule.accepts.contains(.apiKey), let orgID = key.orgID else { throw Problem.forbidden("this API key cannot call this route") }
             if let scope = rule.scope, !key.scopes.contains(scope) {
                 throw Problem.forbidden("this API key lacks the scope \(scope)")
             }
-            return .apiKey(APIKeyIdentity(keyID: key.keyID, orgID: orgID, scopes: Set(key.scopes)))
+            return .apiKey(key)
         }
 
         guard let token = bearer(request) else { throw refuse("missing credentials") }
@@ -44,7 +44,7 @@ struct HubAuthenticator: RequestAuthenticator {
         if rule.accepts.contains(.admin), let adminToken = layer.config.adminToken,
            // Digests, so that the comparison takes the same time whatever the token's length.
            ConstantTime.equals(HubCrypto.sha256(Array(token.utf8)), HubCrypto.sha256(Array(adminToken.utf8))) {
-            return .admin(AdminIdentity(keyID: nil))
+            return .admin(AdminPrincipal(keyID: nil))
         }
         if rule.accepts.contains(.user), Self.looksLikeJWT(token) {
             do {
@@ -56,7 +56,7 @@ struct HubAuthenticator: RequestAuthenticator {
         if rule.accepts.contains(.device), !Self.looksLikeJWT(token) {
             do {
                 let device = try await layer.identity.devices.validateToken(token)
-                return .device(DeviceIdentity(deviceID: device.deviceID, orgID: device.orgID))
+                return .device(DevicePrincipal(deviceID: device.deviceID, orgID: device.orgID))
             } catch let problem as Problem where problem.status == 401 {
                 await failures.recordFailure([ipSubject])
                 throw refuse(problem.detail ?? "invalid device token")
@@ -89,7 +89,7 @@ extension IdentityLayer {
     /// client IP's failure budget is checked first (429 when used up; skipped when the caller
     /// already did, `gated`), and a refusal is counted against it and audited
     /// (`user.auth_failed`). HTTP guards and both ways into `/ws/customer` come through here.
-    func authenticateUser(token: String, on loop: EventLoop, caller: Caller, gated: Bool = false) async throws -> UserIdentity {
+    func authenticateUser(token: String, on loop: EventLoop, caller: Caller, gated: Bool = false) async throws -> UserPrincipal {
         let failures = CredentialFailureLimiter(limiter: identity.rateLimiter, logger: logger)
         let subject = FailureSubject.ip(caller.ip ?? "unknown", identity.configuration.rateLimits.failedAttemptsPerIP)
         if !gated { try await failures.ensureAllowed([subject]) }
@@ -108,7 +108,7 @@ extension IdentityLayer {
     /// 401 `Problem` when the token is refused (the reason goes to the debug log, not to the
     /// client) or no Supabase verification is configured. The identity's `expiresAt` is the
     /// token's `exp` plus the configured leeway: when a socket on this token must close.
-    private func verifyUser(token: String, on loop: EventLoop) async throws -> UserIdentity {
+    private func verifyUser(token: String, on loop: EventLoop) async throws -> UserPrincipal {
         guard let verifier = jwtVerifier else { throw Problem.unauthenticated("this hub does not accept user tokens (no Supabase configuration)") }
         let cache = loop.index < tokenCaches.count && EventLoop.current === loop ? tokenCaches[loop.index] : nil
         let now = Int64(Date().timeIntervalSince1970)
@@ -131,7 +131,7 @@ extension IdentityLayer {
             let memberships = try await identity.orgs.memberships(userID: user.userID)
             var roles: [UUID: MemberRole] = [:]
             for m in memberships { roles[m.orgID] = m.role }
-            return UserIdentity(userID: user.userID, roles: roles, expiresAt: user.expiresAt + Int64(config.jwtLeeway))
+            return UserPrincipal(userID: user.userID, roles: roles, expiresAt: user.expiresAt + Int64(config.jwtLeeway))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HubAuth
 
 /// The `/ws/customer` session, as a state machine without sockets: events in, actions out; the
 /// socket shell (`CustomerSocket`) performs the actions and feeds back their results.
@@ -16,15 +17,15 @@ struct CustomerSessionMachine {
     enum State: Equatable {
         case awaitingAuth
         case verifying
-        case authenticated(UserIdentity)
+        case authenticated(UserPrincipal)
         case closed
     }
 
     enum Event: Equatable {
-        case opened(preauthenticated: UserIdentity?)
+        case opened(preauthenticated: UserPrincipal?)
         case message(ClientEnvelope.Kind)
         case invalidMessage(ServerMessage)
-        case verified(id: String?, UserIdentity)
+        case verified(id: String?, UserPrincipal)
         case verificationFailed(id: String?, detail: String)
         /// The token could not be checked (a store outage): not the client's fault.
         case verificationUnavailable(id: String?)
@@ -41,7 +42,7 @@ struct CustomerSessionMachine {
         case send(ServerMessage)
         case close(code: UInt16, reason: String)
         case verify(token: String, id: String?)
-        case checkRoom(room: String, user: UserIdentity, id: String?, recheck: Bool)
+        case checkRoom(room: String, user: UserPrincipal, id: String?, recheck: Bool)
         case scheduleExpiry(atUnixSeconds: Int64)
         case cancelAuthDeadline
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HubAuth
 import HubHTTP
 import HubIO
 import HubWebSocket
@@ -12,14 +13,14 @@ import Logging
 final class CustomerSocket: WebSocketDelegate {
     private var machine: CustomerSessionMachine
     private let authority: any SocketAuthority
-    private let preauthenticated: UserIdentity?
+    private let preauthenticated: UserPrincipal?
     private let authDeadline: Double
     private let logger: Logger
     private weak var ws: WebSocketConnection?
     private var deadlineTimer: TimerHandle?
     private var expiryTimer: TimerHandle?
 
-    init(authority: any SocketAuthority, preauthenticated: UserIdentity?, maxRooms: Int, authDeadline: Double, logger: Logger) {
+    init(authority: any SocketAuthority, preauthenticated: UserPrincipal?, maxRooms: Int, authDeadline: Double, logger: Logger) {
         self.authority = authority
         self.preauthenticated = preauthenticated
         self.authDeadline = authDeadline

@@ -1,4 +1,5 @@
 import Foundation
+import HubAuth
 import HubIO
 import HubWebSocket
 import HubWebSocketIO
@@ -9,7 +10,7 @@ import HubWebSocketIO
 /// message was lost (Redis pub/sub is at most once) still closes the socket within that time.
 /// The command and log messages arrive with the queue and rooms layers.
 final class DeviceSocket: WebSocketDelegate {
-    let device: DeviceIdentity
+    let device: DevicePrincipal
     private let token: String
     private let registry: DeviceConnections
     private let authority: any SocketAuthority
@@ -20,7 +21,7 @@ final class DeviceSocket: WebSocketDelegate {
     private var lastValidated: UInt64 = 0
     private var validating = false
 
-    init(device: DeviceIdentity, token: String, registry: DeviceConnections, authority: any SocketAuthority,
+    init(device: DevicePrincipal, token: String, registry: DeviceConnections, authority: any SocketAuthority,
          presence: DevicePresence, revalidateInterval: Double) {
         self.device = device
         self.presence = presence

@@ -1,19 +1,19 @@
 import struct Foundation.UUID
 import HubStore
 
-/// Who made a request: resolved once by the route's guard and read by the handler from
-/// `RequestContext.principal`. No handler parses credentials.
+/// Who made a request: resolved once by a route's guard (the server's identity layer) and read
+/// by the handler from its request context. No handler parses credentials.
 public enum Principal: Sendable, Equatable {
     /// A route with no credential requirement (health, registration, device auth).
     case anonymous
     /// A device agent, by its session token.
-    case device(DeviceIdentity)
+    case device(DevicePrincipal)
     /// A customer, by a verified Supabase JWT, with the orgs it belongs to.
-    case user(UserIdentity)
-    /// A service integration, by an API key bound to one org (or hub-wide, for `admin`).
-    case apiKey(APIKeyIdentity)
-    /// The hub's operator: `--admin-token`, or an API key with scope `admin`.
-    case admin(AdminIdentity)
+    case user(UserPrincipal)
+    /// A service integration, by an API key bound to one org.
+    case apiKey(APIKeyPrincipal)
+    /// The hub's operator: `--admin-token`, or a hub-wide API key with scope `admin`.
+    case admin(AdminPrincipal)
 
     /// A short, log-safe description (`user:<uuid>`, `api_key:<uuid>`...): audit `actor_id`,
     /// rate-limit keys.
@@ -28,16 +28,7 @@ public enum Principal: Sendable, Equatable {
     }
 }
 
-public struct DeviceIdentity: Sendable, Equatable {
-    public var deviceID: UUID
-    public var orgID: UUID
-    public init(deviceID: UUID, orgID: UUID) {
-        self.deviceID = deviceID
-        self.orgID = orgID
-    }
-}
-
-public struct UserIdentity: Sendable, Equatable {
+public struct UserPrincipal: Sendable, Equatable {
     /// The JWT `sub`: the Supabase user id.
     public var userID: UUID
     /// Role per org, from the hub's own membership records (never from the token's
@@ -52,19 +43,7 @@ public struct UserIdentity: Sendable, Equatable {
     }
 }
 
-public struct APIKeyIdentity: Sendable, Equatable {
-    public var keyID: UUID
-    /// The org the key acts in; nil only for hub-wide admin keys.
-    public var orgID: UUID?
-    public var scopes: Set<String>
-    public init(keyID: UUID, orgID: UUID?, scopes: Set<String>) {
-        self.keyID = keyID
-        self.orgID = orgID
-        self.scopes = scopes
-    }
-}
-
-public struct AdminIdentity: Sendable, Equatable {
+public struct AdminPrincipal: Sendable, Equatable {
     /// The admin API key used, or nil for `--admin-token`.
     public var keyID: UUID?
     public init(keyID: UUID?) { self.keyID = keyID }
