@@ -116,8 +116,7 @@ let package = Package(
         .testTarget(name: "HubHTTPTests", dependencies: ["HubHTTP"]),
         .testTarget(name: "HubIOTests", dependencies: ["HubIO"]),
         .testTarget(name: "HubTelemetryTests", dependencies: ["HubTelemetry", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "HubAuthTests", dependencies: ["HubAuth", .product(name: "JWTKit", package: "jwt-kit")],
-            swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "HubAuthTests", dependencies: ["HubAuth"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "HubServerTests", dependencies: ["HubServer", "HubIO", "HubHTTP", "HubStore", "HubTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
