@@ -3,8 +3,9 @@ import JWTKit
 
 /// Verifies Supabase access tokens synchronously on the caller's thread (an event loop).
 ///
-/// No `async`, actor hop, lock or allocation beyond the returned `VerifiedUser` on the hot
-/// path: the token is decoded into a stack buffer, the JOSE header and claims are read by
+/// No `async`, actor hop or lock on the hot path, and no allocation of ours beyond the returned
+/// `VerifiedUser` (jwt-kit/BoringSSL allocate a little inside RS256 checks): the token is
+/// decoded into a stack buffer, the JOSE header and claims are read by
 /// `JSONScanner`, and the signature is checked by a jwt-kit verifier prepared when the keys were
 /// loaded. Keys live in an immutable `JWKSKeys` snapshot that `replaceKeys(_:)` swaps atomically
 /// (see `KeyState`). Rules (docs/auth-jwt.md): ES256/RS256 chosen by `kid` from the JWKS, HS256
