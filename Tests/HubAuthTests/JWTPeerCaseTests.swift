@@ -25,7 +25,7 @@ import Testing
             }
             checked += 1
         }
-        #expect(checked >= 170)
+        #expect(checked >= 180)
         print("JWT peer cases checked: \(checked) (\(m.cases.filter { $0.expect == "accept" }.count) accept, \(m.cases.filter { $0.expect == "reject" }.count) reject)")
     }
 

@@ -85,7 +85,7 @@ final class FakeClock: Sendable {
         let v = try await SupabaseJWTVerifier(configuration: SupabaseJWTConfiguration(issuer: m.issuer))
         let refresher = JWKSRefresher(verifier: v, minRefetchInterval: .seconds(3600), fetch: endpoint.fetch)
         for _ in 0..<10_000 { refresher.requestRefreshForUnknownKid() }
-        for _ in 0..<200 where endpoint.fetches == 0 || v.keys.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<500 where endpoint.fetches == 0 || v.keys.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         #expect(v.keys.keyIDs == ["ec-1", "rsa-1"])
         for _ in 0..<10_000 { refresher.requestRefreshForUnknownKid() }
         try await Task.sleep(for: .milliseconds(200))

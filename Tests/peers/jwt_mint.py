@@ -205,6 +205,9 @@ for alg in ("HS256", "ES256", "RS256"):
     escaped = json.dumps(claims()).replace('"role": "authenticated"', '"role": "authentic\\u0061ted"')
     assert "\\u0061" in escaped
     case(p + "escaped-role", sign_raw(alg, header_bytes(alg), escaped.encode()), "accept")
+    escaped_key = json.dumps(claims())[:-1] + ', "\\u0072ole": "service_role"}'
+    assert '"\\u0072ole"' in escaped_key
+    case(p + "escaped-repeated-role-key", sign_raw(alg, header_bytes(alg), escaped_key.encode()), "reject", "malformed")
     deep = json.dumps(claims(user_metadata=json.loads("[" * 40 + "]" * 40)))
     case(p + "nesting-too-deep", sign_raw(alg, header_bytes(alg), deep.encode()), "reject", "malformed")
     no_alg = json.loads(header_bytes(alg))

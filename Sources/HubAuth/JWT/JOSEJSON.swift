@@ -1,3 +1,15 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Byte equality by memcmp (the generic `elementsEqual` compares byte by byte).
+@inline(__always)
+func bytesEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    a.count == b.count && (a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+}
+
 /// A JSON string as it appears in the text: the bytes between the quotes, and whether they
 /// contain escapes. Unescaped strings (every JOSE header and Supabase claim in practice) are
 /// compared in place without copying; escaped ones are decoded first.
@@ -269,10 +281,10 @@ struct JSONScanner {
     func string(_ token: JSONStringToken, equals expected: UnsafeRawBufferPointer) -> Bool {
         if token.hasEscapes {
             guard let d = decoded(token) else { return false }
-            return d.withUnsafeBytes { $0.elementsEqual(expected) }
+            return d.withUnsafeBytes { bytesEqual($0, expected) }
         }
         guard token.end - token.start == expected.count else { return false }
-        return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[token.start..<token.end]).elementsEqual(expected)
+        return expected.isEmpty || memcmp(bytes.baseAddress! + token.start, expected.baseAddress!, expected.count) == 0
     }
 
     func string(_ token: JSONStringToken, equals expected: StaticString) -> Bool {

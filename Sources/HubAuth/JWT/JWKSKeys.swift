@@ -125,7 +125,7 @@ public final class JWKSKeys: Sendable {
     @inline(__always)
     func key(id: UnsafeRawBufferPointer) -> Key? {
         for key in keys where key.id.count == id.count {
-            if key.id.withUnsafeBytes({ $0.elementsEqual(id) }) { return key }
+            if key.id.withUnsafeBytes({ bytesEqual($0, id) }) { return key }
         }
         return nil
     }

@@ -19,11 +19,34 @@ struct SupabaseClaims {
     var hasAudience = false
     var audienceMatches = false
 
-    /// Bits for the members we read, to refuse repeats: with two `role` members one JSON
+    /// The members we read, as bits, to refuse repeats: with two `role` members one JSON
     /// parser takes the first and another the last, and a token must mean one thing.
-    private enum Seen: UInt16 {
+    private enum Field: UInt16 {
         case exp = 1, nbf = 2, iss = 4, aud = 8, role = 16, sub = 32, email = 64, sessionID = 128,
              appMetadata = 256, isAnonymous = 512
+
+        /// The field a key names (raw, unescaped spelling only), or nil for members we skip.
+        /// Dispatches on length and first byte so that each key costs at most one comparison
+        /// (a Supabase claims set has ~15 members, most of which we skip).
+        init?(_ key: JSONStringToken, in s: JSONScanner) {
+            guard !key.hasEscapes, key.end > key.start else { return nil }
+            let candidate: (Field, StaticString)
+            switch (key.end - key.start, s.bytes[key.start]) {
+            case (3, UInt8(ascii: "e")): candidate = (.exp, "exp")
+            case (3, UInt8(ascii: "n")): candidate = (.nbf, "nbf")
+            case (3, UInt8(ascii: "i")): candidate = (.iss, "iss")
+            case (3, UInt8(ascii: "a")): candidate = (.aud, "aud")
+            case (3, UInt8(ascii: "s")): candidate = (.sub, "sub")
+            case (4, UInt8(ascii: "r")): candidate = (.role, "role")
+            case (5, UInt8(ascii: "e")): candidate = (.email, "email")
+            case (10, UInt8(ascii: "s")): candidate = (.sessionID, "session_id")
+            case (12, UInt8(ascii: "a")): candidate = (.appMetadata, "app_metadata")
+            case (12, UInt8(ascii: "i")): candidate = (.isAnonymous, "is_anonymous")
+            default: return nil
+            }
+            guard s.string(key, equals: candidate.1) else { return nil }
+            self = candidate.0
+        }
     }
 
     /// Parses the claims set; `audience` is compared while `aud` is read (it may be an array).
@@ -33,10 +56,6 @@ struct SupabaseClaims {
         guard s.beginObject() else { return nil }
         var c = SupabaseClaims()
         var seen: UInt16 = 0
-        func mark(_ m: Seen) -> Bool {
-            defer { seen |= m.rawValue }
-            return seen & m.rawValue == 0
-        }
         var first = true
         while true {
             switch s.nextMember(first: &first) {
@@ -45,52 +64,59 @@ struct SupabaseClaims {
             case .invalid:
                 return nil
             case .key(let key):
-                let ok: Bool
-                switch key.end - key.start {
-                case 3:
-                    if s.string(key, equals: "exp") {
-                        ok = mark(.exp) && { c.exp = s.readNumericDate(); return c.exp != nil }()
-                    } else if s.string(key, equals: "nbf") {
-                        ok = mark(.nbf) && { c.nbf = s.readNumericDate(); return c.nbf != nil }()
-                    } else if s.string(key, equals: "iss") {
-                        ok = mark(.iss) && { c.iss = s.readString(); return c.iss != nil }()
-                    } else if s.string(key, equals: "sub") {
-                        ok = mark(.sub) && { c.sub = s.readString(); return c.sub != nil }()
-                    } else if s.string(key, equals: "aud") {
-                        ok = mark(.aud) && readAudience(&s, into: &c, audience: audience)
-                    } else {
-                        ok = s.skipValue()
-                    }
-                case 4 where s.string(key, equals: "role"):
-                    ok = mark(.role) && { c.role = s.readString(); return c.role != nil }()
-                case 5 where s.string(key, equals: "email"):
-                    ok = mark(.email) && readOptionalString(&s, into: &c.email)
-                case 10 where s.string(key, equals: "session_id"):
-                    ok = mark(.sessionID) && readOptionalString(&s, into: &c.sessionID)
-                case 12 where s.string(key, equals: "app_metadata"):
-                    ok = mark(.appMetadata) && {
-                        if s.readLiteral("null") { return true }
-                        c.appMetadata = s.rawValue()
-                        return c.appMetadata != nil
-                    }()
-                case 12 where s.string(key, equals: "is_anonymous"):
-                    ok = mark(.isAnonymous) && {
-                        if s.readLiteral("true") { c.isAnonymous = true; return true }
-                        return s.readLiteral("false") || s.readLiteral("null")
-                    }()
-                default:
-                    // Escaped keys can decode to a name of another length; compare the slow way.
+                guard let field = Field(key, in: s) else {
+                    // An escaped spelling of a name we read is refused rather than skipped
+                    // (legal JSON, but no issuer writes it, and skipping it would let a second,
+                    // differently spelled `role` past the repeat check).
                     if key.hasEscapes, let name = s.decoded(key), Self.readNames.contains(name) { return nil }
-                    ok = s.skipValue()
+                    guard s.skipValue() else { return nil }
+                    continue
+                }
+                guard seen & field.rawValue == 0 else { return nil }
+                seen |= field.rawValue
+                let ok: Bool
+                switch field {
+                case .exp:
+                    c.exp = s.readNumericDate()
+                    ok = c.exp != nil
+                case .nbf:
+                    c.nbf = s.readNumericDate()
+                    ok = c.nbf != nil
+                case .iss:
+                    c.iss = s.readString()
+                    ok = c.iss != nil
+                case .sub:
+                    c.sub = s.readString()
+                    ok = c.sub != nil
+                case .role:
+                    c.role = s.readString()
+                    ok = c.role != nil
+                case .aud:
+                    ok = readAudience(&s, into: &c, audience: audience)
+                case .email:
+                    ok = readOptionalString(&s, into: &c.email)
+                case .sessionID:
+                    ok = readOptionalString(&s, into: &c.sessionID)
+                case .appMetadata:
+                    if s.readLiteral("null") {
+                        ok = true
+                    } else {
+                        c.appMetadata = s.rawValue()
+                        ok = c.appMetadata != nil
+                    }
+                case .isAnonymous:
+                    if s.readLiteral("true") {
+                        c.isAnonymous = true
+                        ok = true
+                    } else {
+                        ok = s.readLiteral("false") || s.readLiteral("null")
+                    }
                 }
                 guard ok else { return nil }
             }
         }
     }
 
-    /// Names read above; an escaped spelling of one of them is refused rather than ignored
-    /// (escaping a key is legal JSON, but no issuer does it, and ignoring it would let a second,
-    /// differently spelled `role` slip past the repeat check).
     private static let readNames: Set<[UInt8]> = Set(
         ["exp", "nbf", "iss", "sub", "aud", "role", "email", "session_id", "app_metadata", "is_anonymous"].map { Array($0.utf8) })
 

@@ -3,8 +3,9 @@ import JWTKit
 
 /// Verifies Supabase access tokens synchronously on the caller's thread (an event loop).
 ///
-/// No `async`, actor hop, lock or allocation beyond the returned `VerifiedUser` on the hot
-/// path: the token is decoded into a stack buffer, the JOSE header and claims are read by
+/// No `async`, actor hop or lock on the hot path, and no allocation of ours beyond the returned
+/// `VerifiedUser` (jwt-kit/BoringSSL allocate a little inside RS256 checks): the token is
+/// decoded into a stack buffer, the JOSE header and claims are read by
 /// `JSONScanner`, and the signature is checked by a jwt-kit verifier prepared when the keys were
 /// loaded. Keys live in an immutable `JWKSKeys` snapshot that `replaceKeys(_:)` swaps atomically
 /// (see `KeyState`). Rules (docs/auth-jwt.md): ES256/RS256 chosen by `kid` from the JWKS, HS256
@@ -96,34 +97,9 @@ public final class SupabaseJWTVerifier: Sendable {
     }
 
     private func verifyUncached(_ token: UnsafeRawBufferPointer, now: Int64, keys: JWKSKeys) -> Result<Accepted, JWTRejection> {
-        let malformed = JWTRejection(.malformed, "not three canonical base64url segments")
-        // Segment boundaries. A third dot lands in the signature segment, where the strict
-        // decoder refuses it.
-        guard let dot1 = token.firstIndex(of: UInt8(ascii: ".")),
-              let dot2 = token[(dot1 + 1)...].firstIndex(of: UInt8(ascii: "."))
-        else { return .failure(malformed) }
-        let headerText = UnsafeRawBufferPointer(rebasing: token[..<dot1])
-        let payloadText = UnsafeRawBufferPointer(rebasing: token[(dot1 + 1)..<dot2])
-        let signatureText = UnsafeRawBufferPointer(rebasing: token[(dot2 + 1)...])
-        let signingInput = UnsafeRawBufferPointer(rebasing: token[..<dot2])
-        guard let headerCount = Base64URL.decodedCount(headerText.count), headerCount > 0,
-              let payloadCount = Base64URL.decodedCount(payloadText.count), payloadCount > 0,
-              let signatureCount = Base64URL.decodedCount(signatureText.count)
-        else { return .failure(malformed) }
-
-        // All three segments decode into one temporary buffer (on the stack for usual sizes).
-        return withUnsafeTemporaryAllocation(byteCount: headerCount + payloadCount + signatureCount, alignment: 8) { buffer in
-            let base = buffer.baseAddress!
-            guard Base64URL.decode(headerText, into: base) != nil,
-                  Base64URL.decode(payloadText, into: base + headerCount) != nil,
-                  Base64URL.decode(signatureText, into: base + headerCount + payloadCount) != nil
-            else { return .failure(malformed) }
-            let headerBytes = UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: headerCount)
-            let payloadBytes = UnsafeBufferPointer(start: (base + headerCount).assumingMemoryBound(to: UInt8.self), count: payloadCount)
-            let signature = UnsafeRawBufferPointer(start: base + headerCount + payloadCount, count: signatureCount)
-
+        CompactJWS.withDecoded(token) { jws in
             let header: JOSEHeader
-            switch JOSEHeader.parse(headerBytes) {
+            switch JOSEHeader.parse(jws.header) {
             case .success(let h): header = h
             case .failure(let r): return .failure(r)
             }
@@ -136,12 +112,11 @@ public final class SupabaseJWTVerifier: Sendable {
                 verifier = hs256
             case .es256, .rs256:
                 guard let kid = header.keyID else { return .failure(JWTRejection(.unknownKey, "no kid in the header")) }
-                let scanner = JSONScanner(headerBytes)
                 let found: JWKSKeys.Key?
                 if kid.hasEscapes {
-                    found = scanner.decoded(kid).flatMap { id in id.withUnsafeBytes { keys.key(id: $0) } }
+                    found = JSONScanner(jws.header).decoded(kid).flatMap { id in id.withUnsafeBytes { keys.key(id: $0) } }
                 } else {
-                    found = keys.key(id: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(headerBytes)[kid.start..<kid.end]))
+                    found = keys.key(id: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(jws.header)[kid.start..<kid.end]))
                 }
                 guard let key = found else { return .failure(JWTRejection(.unknownKey, "kid not in the JWKS")) }
                 guard key.algorithm == header.algorithm else { return .failure(JWTRejection(.algorithmMismatch, "kid names a key of another algorithm")) }
@@ -149,14 +124,14 @@ public final class SupabaseJWTVerifier: Sendable {
             }
             let valid: Bool
             do {
-                valid = try verifier.verify(signature, signs: signingInput)
+                valid = try verifier.verify(jws.signature, signs: jws.signingInput)
             } catch {
                 valid = false  // e.g. an ES256 signature that is not 64 bytes
             }
             guard valid else { return .failure(JWTRejection(.badSignature, "signature does not verify")) }
 
             return audience.withUnsafeBytes { audience in
-                var scanner = JSONScanner(payloadBytes)
+                var scanner = JSONScanner(jws.payload)
                 guard let claims = SupabaseClaims.parse(&scanner, audience: audience) else {
                     return .failure(JWTRejection(.malformed, "claims are not a valid JSON object of the expected types"))
                 }
