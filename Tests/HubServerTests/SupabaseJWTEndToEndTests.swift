@@ -58,8 +58,6 @@ final class SupabaseJWTEndToEndTests: XCTestCase {
                                         body: #"{"user_id":"\#(user)","role":"viewer"}"#)
         XCTAssertEqual(member.status, 201, member.text)
 
-        // The JWKS really came over HTTPS from the local server.
-        XCTAssertTrue(try jwksServer.recordedRequests().contains { $0.path == "/auth/v1/.well-known/jwks.json" })
 
         let cases = try XCTUnwrap(manifest["cases"] as? [[String: Any]]).filter { ($0["verifier"] as? String) == "default" }
         var checked = 0
@@ -88,6 +86,10 @@ final class SupabaseJWTEndToEndTests: XCTestCase {
             }
             checked += 1
         }
+        // The keys really came over HTTPS from the local server (the refresher fetches at start;
+        // the unknown kids of the bogus cases may add at most one rate-limited refetch).
+        let fetches = try jwksServer.recordedRequests().filter { $0.path == "/auth/v1/.well-known/jwks.json" }.count
+        XCTAssertTrue((1...2).contains(fetches), "\(fetches) JWKS fetches")
         XCTAssertGreaterThan(checked, 80, "the manifest's cases for HS256, ES256 and RS256")
         for alg in ["HS256", "ES256", "RS256"] {
             XCTAssertTrue(cases.contains { ($0["name"] as? String) == "\(alg)/valid" }, alg)
