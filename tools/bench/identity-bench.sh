@@ -147,6 +147,13 @@ wrk_run() { # backend route run -> appends "rps p99_ms hub_us_per_req store_us_p
   echo "  GET $path: $(tail -1 "$out/wrk-$b-$route.txt" | awk '{printf "%d req/s, p99 %s ms, hub %s CPU-µs/request, stores %s", $1, $2, $3, $4}')" >&2
 }
 
+# Warm-up, not reported: the hub's PostgreSQL pool opens connections under load, and a backend
+# that appears during a measured window would be missed by the store CPU reading.
+for b in $backends; do
+  "$bin/auth-bench" handshake --url "http://127.0.0.1:${hub_port[$b]}" --devices "$work/devices-$b.txt" \
+    --concurrency "$hs_conc" --seconds 3 >/dev/null 2>>"$out/auth-bench.log" || { echo "warm-up on $b failed" >&2; exit 1; }
+done
+
 for i in $(seq "$runs"); do
   for b in $backends; do
     echo "==> run $i/$runs, $b" >&2
