@@ -109,6 +109,7 @@ let package = Package(
         ], path: "tools/hubctl"),
         .executableTarget(name: "jwt-bench", dependencies: ["HubAuth", .product(name: "JWTKit", package: "jwt-kit")],
             path: "tools/jwt-bench", swiftSettings: hotPath + [.swiftLanguageMode(.v6)]),
+        .executableTarget(name: "auth-bench", dependencies: ["HubIO", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/auth-bench", swiftSettings: hotPath),
         .executableTarget(name: "pg-bench", dependencies: ["HubPostgres", "HubIO", "HubTelemetry"], path: "tools/pg-bench"),
 
         // Real redis-server and PostgreSQL for the integration tests (not a test target itself,
