@@ -22,7 +22,7 @@ import Testing
             let key = "devtok:" + HubCrypto.hex(HubCrypto.sha256(grant.token))
             let entry = try #require(try await h.stores.keyValue.get(key))
             #expect(!String(decoding: entry, as: UTF8.self).contains(grant.token))
-            let decoded = try JSONDecoder().decode(DeviceTokenEntry.self, from: Data(entry))
+            let decoded = try #require(DeviceTokenEntry(bytes: entry))
             #expect(decoded == DeviceTokenEntry(deviceID: device.deviceID, orgID: h.org.id, gen: 0))
 
             for junk in ["", "x", grant.token + "x", String(grant.token.dropLast()) + "!", DeviceToken.random().text] {

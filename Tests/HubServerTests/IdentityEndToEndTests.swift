@@ -149,9 +149,19 @@ final class IdentityEndToEndTests: XCTestCase {
         let retry = try XCTUnwrap(Int(limited.header("Retry-After") ?? ""))
         // A sliding window: the oldest counted failures age out within two windows.
         XCTAssertTrue((1...120).contains(retry), "Retry-After \(retry)")
-        // The same budget covers bearer tokens on guarded routes and JWTs.
-        let bearer = try hub.request("GET", "/api/v1/customer/orgs", bearer: "x.y.z")
-        XCTAssertEqual(bearer.status, 429)
+        // The same budget covers bearer tokens on guarded routes and JWTs. A loop reads the
+        // shared budget for a client it has seen fail, so the guard answers 429 at the latest
+        // after one refusal per loop (the hub under test has two).
+        var refusedFirst = 0
+        var last = 0
+        for _ in 0..<6 {
+            last = try hub.request("GET", "/api/v1/customer/orgs", bearer: "x.y.z").status
+            if last == 429 { break }
+            XCTAssertEqual(last, 401)
+            refusedFirst += 1
+        }
+        XCTAssertEqual(last, 429)
+        XCTAssertLessThanOrEqual(refusedFirst, 2)
     }
 
     func testCustomerSocketAuthRefreshAndExpiry() async throws {

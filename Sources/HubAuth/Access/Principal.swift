@@ -20,10 +20,10 @@ public enum Principal: Sendable, Equatable {
     public var actorKey: String {
         switch self {
         case .anonymous: return "anonymous"
-        case .device(let d): return "device:\(d.deviceID.uuidString.lowercased())"
-        case .user(let u): return "user:\(u.userID.uuidString.lowercased())"
-        case .apiKey(let k): return "api_key:\(k.keyID.uuidString.lowercased())"
-        case .admin(let a): return a.keyID.map { "api_key:\($0.uuidString.lowercased())" } ?? "admin_token"
+        case .device(let d): return "device:\(d.deviceID.lowercasedString)"
+        case .user(let u): return "user:\(u.userID.lowercasedString)"
+        case .apiKey(let k): return "api_key:\(k.keyID.lowercasedString)"
+        case .admin(let a): return a.keyID.map { "api_key:\($0.lowercasedString)" } ?? "admin_token"
         }
     }
 }

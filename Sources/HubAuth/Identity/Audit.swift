@@ -93,8 +93,8 @@ public struct AuditTarget: Sendable, Equatable {
         self.id = id
     }
 
-    public static func device(_ id: UUID) -> AuditTarget { AuditTarget(type: "device", id: id.uuidString.lowercased()) }
-    public static func org(_ id: UUID) -> AuditTarget { AuditTarget(type: "org", id: id.uuidString.lowercased()) }
-    public static func apiKey(_ id: UUID) -> AuditTarget { AuditTarget(type: "api_key", id: id.uuidString.lowercased()) }
-    public static func member(_ userID: UUID) -> AuditTarget { AuditTarget(type: "user", id: userID.uuidString.lowercased()) }
+    public static func device(_ id: UUID) -> AuditTarget { AuditTarget(type: "device", id: id.lowercasedString) }
+    public static func org(_ id: UUID) -> AuditTarget { AuditTarget(type: "org", id: id.lowercasedString) }
+    public static func apiKey(_ id: UUID) -> AuditTarget { AuditTarget(type: "api_key", id: id.lowercasedString) }
+    public static func member(_ userID: UUID) -> AuditTarget { AuditTarget(type: "user", id: userID.lowercasedString) }
 }

@@ -24,12 +24,12 @@ public struct Caller: Sendable, Equatable {
 
     /// A signed-in user (Supabase JWT `sub`).
     public static func user(_ id: UUID, ip: String? = nil, requestID: String? = nil) -> Caller {
-        Caller(actorType: .user, actorID: id.uuidString.lowercased(), userID: id, ip: ip, requestID: requestID)
+        Caller(actorType: .user, actorID: id.lowercasedString, userID: id, ip: ip, requestID: requestID)
     }
 
     /// A request authenticated by an API key.
     public static func apiKey(_ id: UUID, ip: String? = nil, requestID: String? = nil) -> Caller {
-        Caller(actorType: .apiKey, actorID: id.uuidString.lowercased(), ip: ip, requestID: requestID)
+        Caller(actorType: .apiKey, actorID: id.lowercasedString, ip: ip, requestID: requestID)
     }
 
     /// A request authenticated by the `--admin-token`.
@@ -39,7 +39,7 @@ public struct Caller: Sendable, Equatable {
 
     /// A device (its own registration and authentication).
     public static func device(_ id: UUID?, ip: String? = nil, requestID: String? = nil) -> Caller {
-        Caller(actorType: id == nil ? .anonymous : .device, actorID: id?.uuidString.lowercased(), ip: ip, requestID: requestID)
+        Caller(actorType: id == nil ? .anonymous : .device, actorID: id?.lowercasedString, ip: ip, requestID: requestID)
     }
 
     /// Not yet identified (a failed credential check).

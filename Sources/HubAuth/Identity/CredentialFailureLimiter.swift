@@ -39,7 +39,7 @@ public struct FailureSubject: Sendable, Equatable {
     }
 
     public static func device(_ id: UUID, _ rule: RateLimit) -> FailureSubject {
-        FailureSubject(key: "fail:dev:" + id.uuidString.lowercased(), rule: rule)
+        FailureSubject(key: "fail:dev:" + id.lowercasedString, rule: rule)
     }
 
     /// One activation code's budget, by its keyed hash (the plaintext never reaches the store).

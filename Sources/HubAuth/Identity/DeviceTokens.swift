@@ -22,15 +22,41 @@ public struct DevicePrincipal: Sendable, Equatable, Hashable {
 }
 
 /// The value of a `devtok:<hex sha256(token)>` entry.
-struct DeviceTokenEntry: Codable, Equatable {
+struct DeviceTokenEntry: Equatable {
     var deviceID: UUID
     var orgID: UUID
     var gen: UInt64
 
-    enum CodingKeys: String, CodingKey {
-        case deviceID = "device_id"
-        case orgID = "org_id"
-        case gen
+    /// The stored form, read on every authenticated device request: 41 bytes, version 1, the
+    /// device id and org id as raw bytes, the generation big-endian. (JSON cost more than the
+    /// rest of the token check together.)
+    var bytes: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(41)
+        out.append(1)
+        withUnsafeBytes(of: deviceID.uuid) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: orgID.uuid) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: gen.bigEndian) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    init(deviceID: UUID, orgID: UUID, gen: UInt64) {
+        self.deviceID = deviceID
+        self.orgID = orgID
+        self.gen = gen
+    }
+
+    /// Nil for anything that is not a version-1 entry.
+    init?(bytes: [UInt8]) {
+        guard bytes.count == 41, bytes[0] == 1 else { return nil }
+        func uuid(at offset: Int) -> UUID {
+            var raw: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &raw) { $0.copyBytes(from: bytes[offset..<offset + 16]) }
+            return UUID(uuid: raw)
+        }
+        deviceID = uuid(at: 1)
+        orgID = uuid(at: 17)
+        gen = bytes[33..<41].reduce(0) { $0 << 8 | UInt64($1) }
     }
 }
 
@@ -53,7 +79,7 @@ struct DeviceTokenEntry: Codable, Equatable {
 // carry. That is also why the key has no TTL: it must outlive any token, and sliding tokens
 // have no fixed end. (Its footprint is one small key per revoked device.)
 extension DeviceIdentityService {
-    static func generationKey(_ deviceID: UUID) -> String { "devgen:" + deviceID.uuidString.lowercased() }
+    static func generationKey(_ deviceID: UUID) -> String { "devgen:" + deviceID.lowercasedString }
 
     /// Exchanges a device's id and secret for a session token. The device must be `active`
     /// and the secret match its stored hash (constant-time). Every failure — malformed or
@@ -87,7 +113,7 @@ extension DeviceIdentityService {
         let gen = try await currentGeneration(device.id)
         let token = DeviceToken.random()
         let entry = DeviceTokenEntry(deviceID: device.id, orgID: device.orgID, gen: gen)
-        try await keyValue.set(token.storeKey, try Self.encoder.encode(entry).bytes, ttl: configuration.deviceTokenTTL)
+        try await keyValue.set(token.storeKey, entry.bytes, ttl: configuration.deviceTokenTTL)
         return DeviceTokenGrant(token: token.text, expiresIn: max(1, Int((configuration.deviceTokenTTL.storeMillis + 999) / 1000)),
                                 deviceID: device.id, orgID: device.orgID)
     }
@@ -100,7 +126,7 @@ extension DeviceIdentityService {
               let value = try await keyValue.get(token.storeKey, refreshingTTL: configuration.deviceTokenTTL) else {
             throw Problem.unauthenticated("invalid or expired device token")
         }
-        guard let entry = try? JSONDecoder().decode(DeviceTokenEntry.self, from: Data(value)) else {
+        guard let entry = DeviceTokenEntry(bytes: value) else {
             logger.error("unreadable device token entry", metadata: ["bytes": .stringConvertible(value.count)])
             throw Problem.unauthenticated("invalid or expired device token")
         }
@@ -125,9 +151,6 @@ extension DeviceIdentityService {
         guard let bytes = try await keyValue.get(Self.generationKey(deviceID)) else { return 0 }
         return UInt64(String(decoding: bytes, as: UTF8.self)) ?? UInt64.max
     }
-
-    /// Configured once; a `JSONEncoder` keeps no per-call state.
-    private static let encoder = JSONEncoder()
 }
 
 extension Data {

@@ -7,7 +7,7 @@ import HubStore
 
 extension UUID {
     /// The wire form of an id: lower case.
-    var wire: String { uuidString.lowercased() }
+    var wire: String { lowercasedString }
 }
 
 /// Encodes every listed field, `nil` as `null` (synthesized `Encodable` would leave it out).

@@ -22,24 +22,33 @@ struct HubAuthenticator: RequestAuthenticator {
 
     func authenticate(_ request: HTTPRequest, context: RequestContext, guard rule: RouteGuard) async throws -> Principal {
         let caller = Caller.anonymous(ip: context.clientIP, requestID: context.requestID)
-        let failures = CredentialFailureLimiter(limiter: layer.identity.rateLimiter, logger: context.logger)
-        let ipSubject = FailureSubject.ip(context.clientIP, layer.identity.configuration.rateLimits.failedAttemptsPerIP)
+        let bearer = Self.bearer(request)
 
-        if let key = request.headers["X-API-Key"] ?? bearer(request).flatMap({ $0.hasPrefix(APIKeyText.scheme) ? $0 : nil }) {
+        if let key = request.headers["X-API-Key"] ?? bearer.flatMap({ $0.hasPrefix(APIKeyText.scheme) ? $0 : nil }) {
             guard !rule.accepts.isDisjoint(with: [.apiKey, .admin]) else { throw refuse("this route does not take API keys") }
             // The service counts and audits its own failures.
-            let key = try await layer.identity.apiKeys.authenticate(key, by: caller)
+            let key = try await layer.noticingFailures(context) { try await layer.identity.apiKeys.authenticate(key, by: caller) }
             // Only a hub-wide key (no org) is an admin: an org's key never reaches other orgs.
             if rule.accepts.contains(.admin), key.has(.admin), key.orgID == nil { return .admin(AdminPrincipal(keyID: key.keyID)) }
-            guard rule.accepts.contains(.apiKey), let orgID = key.orgID else { throw Problem.forbidden("this API key cannot call this route") }
+            guard rule.accepts.contains(.apiKey), key.orgID != nil else { throw Problem.forbidden("this API key cannot call this route") }
             if let scope = rule.scope, !key.scopes.contains(scope) {
                 throw Problem.forbidden("this API key lacks the scope \(scope)")
             }
             return .apiKey(key)
         }
 
-        guard let token = bearer(request) else { throw refuse("missing credentials") }
-        try await failures.ensureAllowed([ipSubject])
+        guard let token = bearer else { throw refuse("missing credentials") }
+        let failures = CredentialFailureLimiter(limiter: layer.identity.rateLimiter, logger: context.logger)
+        let ipSubject = FailureSubject.ip(context.clientIP, layer.identity.configuration.rateLimits.failedAttemptsPerIP)
+        // The shared failure budget is read only for a client this loop has seen fail lately:
+        // a healthy client costs no counter reads, and one that fails is gated from its next
+        // attempt on (every failure is counted in the shared counters either way).
+        let loop = context.loop
+        if layer.recentlyFailed(context.clientIP, on: loop) { try await failures.ensureAllowed([ipSubject]) }
+        func failed() async {
+            layer.noteFailure(context.clientIP, on: loop)
+            await failures.recordFailure([ipSubject])
+        }
 
         if rule.accepts.contains(.admin), let adminToken = layer.config.adminToken,
            // Digests, so that the comparison takes the same time whatever the token's length.
@@ -50,19 +59,19 @@ struct HubAuthenticator: RequestAuthenticator {
             do {
                 return .user(try await layer.authenticateUser(token: token, on: context.loop, caller: caller, gated: true))
             } catch let problem as Problem where problem.status == 401 {
+                layer.noteFailure(context.clientIP, on: loop)
                 throw refuse(problem.detail ?? "invalid token")
             }
         }
         if rule.accepts.contains(.device), !Self.looksLikeJWT(token) {
             do {
-                let device = try await layer.identity.devices.validateToken(token)
-                return .device(DevicePrincipal(deviceID: device.deviceID, orgID: device.orgID))
+                return .device(try await layer.identity.devices.validateToken(token))
             } catch let problem as Problem where problem.status == 401 {
-                await failures.recordFailure([ipSubject])
+                await failed()
                 throw refuse(problem.detail ?? "invalid device token")
             }
         }
-        await failures.recordFailure([ipSubject])
+        await failed()
         throw refuse("invalid credentials")
     }
 
@@ -71,12 +80,19 @@ struct HubAuthenticator: RequestAuthenticator {
         return Problem.unauthenticated(detail)
     }
 
-    /// The token of `Authorization: Bearer <token>` (scheme case-insensitive), if any.
-    private func bearer(_ request: HTTPRequest) -> String? {
-        guard let value = request.headers["Authorization"], value.count > 7,
-              value.prefix(7).lowercased() == "bearer " else { return nil }
-        let token = value.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+    /// The token of `Authorization: Bearer <token>` (scheme case-insensitive, surrounding
+    /// spaces and tabs ignored), if any. On bytes: Foundation's trimming costs more than the
+    /// whole token check on Linux.
+    static func bearer(_ request: HTTPRequest) -> String? {
+        guard let value = request.headers["Authorization"] else { return nil }
+        var utf8 = Substring(value).utf8
+        guard utf8.count > 7 else { return nil }
+        let scheme = utf8.prefix(7)
+        guard zip(scheme, "bearer ".utf8).allSatisfy({ ($0 | 0x20) == $1 }) else { return nil }
+        utf8 = utf8.dropFirst(7)
+        while let first = utf8.first, first == 0x20 || first == 0x09 { utf8 = utf8.dropFirst() }
+        while let last = utf8.last, last == 0x20 || last == 0x09 { utf8 = utf8.dropLast() }
+        return utf8.isEmpty ? nil : String(Substring(utf8))
     }
 
     static func looksLikeJWT(_ token: String) -> Bool {

@@ -31,6 +31,9 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     private(set) var jwksRefresher: JWKSRefresher?
     /// One cache per loop, each touched only by its loop's thread.
     let tokenCaches: [VerifiedTokenCache]
+    /// Per loop: client IPs that failed a credential check lately (monotonic ns of the last
+    /// failure), touched only by that loop's thread.
+    private let recentFailures: [RecentFailures]
     private var controlSubscription: (any PubSubSubscription)?
 
     /// The pub/sub channel on which a node announces a device whose sockets must close.
@@ -46,6 +49,7 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         self.logger = logger
         metrics = IdentityMetrics(registry: registry)
         tokenCaches = loops.map { _ in VerifiedTokenCache() }
+        recentFailures = loops.map { _ in RecentFailures() }
     }
 
     func start() async throws {
@@ -156,6 +160,47 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         let refresher = JWKSRefresher(verifier: verifier, logger: logger, fetch: fetch)
         jwksRefresher = refresher
         await refresher.start()
+    }
+}
+
+extension IdentityLayer {
+    /// Whether this loop saw `ip` fail a credential check within the failure window. Loop
+    /// thread only (off the loop: true, so the shared budget is always read).
+    func recentlyFailed(_ ip: String, on loop: EventLoop) -> Bool {
+        guard EventLoop.current === loop, loop.index < recentFailures.count else { return true }
+        guard let at = recentFailures[loop.index].lastFailure[ip] else { return false }
+        return loop.now &- at < RecentFailures.window
+    }
+
+    /// Runs a credential check of an identity service (which counts its failures in the shared
+    /// budget itself) and remembers a refusal on this loop, so the guard reads the shared budget
+    /// for this client from then on.
+    func noticingFailures<T>(_ context: RequestContext, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let problem as Problem where problem.status == 401 || problem.status == 429 {
+            noteFailure(context.clientIP, on: context.loop)
+            throw problem
+        }
+    }
+
+    func noteFailure(_ ip: String, on loop: EventLoop) {
+        guard EventLoop.current === loop, loop.index < recentFailures.count else { return }
+        recentFailures[loop.index].note(ip, at: loop.now)
+    }
+}
+
+/// A loop's memory of failing client IPs, bounded: when full it starts over (which at worst
+/// skips one shared-budget read per IP).
+final class RecentFailures {
+    /// The failure budget's window: 60 s.
+    static let window: UInt64 = 60_000_000_000
+    static let capacity = 10_000
+    var lastFailure: [String: UInt64] = [:]
+
+    func note(_ ip: String, at now: UInt64) {
+        if lastFailure.count >= Self.capacity { lastFailure.removeAll(keepingCapacity: true) }
+        lastFailure[ip] = now
     }
 }
 

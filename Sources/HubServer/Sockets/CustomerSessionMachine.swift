@@ -218,6 +218,6 @@ public enum RoomName {
     /// The room's one spelling (`device:<lower-case uuid>`), or nil when it is not a room name:
     /// `device:ABC…` and `device:abc…` are the same room.
     static func canonical(_ room: String) -> String? {
-        parse(room).map { "\($0.kind.rawValue):\($0.id.uuidString.lowercased())" }
+        parse(room).map { "\($0.kind.rawValue):\($0.id.lowercasedString)" }
     }
 }

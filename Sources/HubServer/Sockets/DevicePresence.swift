@@ -18,7 +18,7 @@ public struct DevicePresence: Sendable {
         self.keyValue = keyValue
     }
 
-    static func key(_ deviceID: UUID) -> String { "presence:" + deviceID.uuidString.lowercased() }
+    static func key(_ deviceID: UUID) -> String { "presence:" + deviceID.lowercasedString }
 
     public func markOnline(_ deviceID: UUID) async throws(StoreError) {
         try await keyValue()?.set(Self.key(deviceID), [1], ttl: ttl)
