@@ -29,7 +29,49 @@ func withCounters<T>(_ backend: Backend, _ body: (any CounterStore) async throws
     }
 }
 
+/// Counts the reads that reach the counter store.
+final class CountingCounters: CounterStore {
+    let base: any CounterStore
+    let reads = Mutex(0)
+    init(_ base: any CounterStore) { self.base = base }
+    func increment(_ key: String, by delta: Int64, window: Duration) async throws(StoreError) -> CounterValue {
+        try await base.increment(key, by: delta, window: window)
+    }
+    func value(_ key: String) async throws(StoreError) -> Int64 {
+        reads.withLock { $0 += 1 }
+        return try await base.value(key)
+    }
+    func reset(_ key: String) async throws(StoreError) { try await base.reset(key) }
+}
+
 @Suite struct RateLimiterTests {
+    /// With a loop's memory of finished windows the previous window is read once per window,
+    /// and every decision is the one the limiter makes without it.
+    @Test(arguments: Backend.allCases)
+    func finishedWindowsAreReadOncePerWindow(_ backend: Backend) async throws {
+        try await withCounters(backend) { counters in
+            let counted = CountingCounters(counters)
+            let clock = ManualClock(alignedStart)
+            let remembering = RateLimiter(counters: counted, now: clock.function)
+            let plain = RateLimiter(counters: counters, now: clock.function)
+            let memory = FinishedWindows()
+            let rule = RateLimit(limit: 10, window: .seconds(60))
+            // The same history on two keys: "m" through the memory, "p" without.
+            for _ in 0..<8 {
+                #expect(try await remembering.check("m", rule, memory: memory).allowed)
+                #expect(try await plain.check("p", rule).allowed)
+            }
+            #expect(counted.reads.withLock { $0 } == 1)
+            clock.advance(seconds: 90)
+            for _ in 0..<4 {
+                let withMemory = try await remembering.check("m", rule, memory: memory)
+                let without = try await plain.check("p", rule)
+                #expect(withMemory == without)
+            }
+            #expect(counted.reads.withLock { $0 } == 2, "one read for the new previous window")
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func slidingLimitDeniesOverTheLimitAndTheRetryAfterIsExact(_ backend: Backend) async throws {
         try await withCounters(backend) { counters in

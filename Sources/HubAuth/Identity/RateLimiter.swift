@@ -79,8 +79,10 @@ public struct RateLimiter: Sendable {
         try await check(key, RateLimit(limit: limit, window: window))
     }
 
-    /// Counts one event for `key` under `rule`; denied events are rolled back.
-    public func check(_ key: String, _ rule: RateLimit) async throws(StoreError) -> RateLimitDecision {
+    /// Counts one event for `key` under `rule`; denied events are rolled back. With `memory`
+    /// (one per event loop), the previous window's count of a sliding rule is read once per
+    /// window instead of once per event: a finished window no longer changes.
+    public func check(_ key: String, _ rule: RateLimit, memory: FinishedWindows? = nil) async throws(StoreError) -> RateLimitDecision {
         try rule.validate()
         let windowMs = rule.window.storeMillis
         switch rule.kind {
@@ -95,7 +97,13 @@ public struct RateLimiter: Sendable {
             let t = now()
             let index = t / windowMs
             let current = try await counters.increment(storeKey(key, index), by: 1, window: .milliseconds(2 * windowMs))
-            let previous = try await counters.value(storeKey(key, index - 1))
+            let previous: Int64
+            if let known = memory?.count(of: key, window: index - 1) {
+                previous = known
+            } else {
+                previous = try await counters.value(storeKey(key, index - 1))
+                memory?.remember(key, window: index - 1, count: previous)
+            }
             let elapsed = Double(t % windowMs) / Double(windowMs)
             let estimate = Double(previous) * (1 - elapsed) + Double(current.value)
             if estimate <= Double(rule.limit) + Self.epsilon {
@@ -199,3 +207,27 @@ public struct RateLimiter: Sendable {
         return Int64(((1 - elapsed + target) * w).rounded())
     }
 }
+
+/// The counts of finished sliding windows, per key, for one event loop (not thread-safe: the
+/// loop's own thread only). Bounded: when full it starts over, which costs one extra read per
+/// key.
+public final class FinishedWindows {
+    private var counts: [String: (window: Int64, count: Int64)] = [:]
+    private let capacity: Int
+
+    public init(capacity: Int = 50_000) { self.capacity = capacity }
+
+    func count(of key: String, window: Int64) -> Int64? {
+        guard let entry = counts[key], entry.window == window else { return nil }
+        return entry.count
+    }
+
+    func remember(_ key: String, window: Int64, count: Int64) {
+        if counts.count >= capacity { counts.removeAll(keepingCapacity: true) }
+        counts[key] = (window, count)
+    }
+}
+
+@available(*, unavailable)
+extension FinishedWindows: Sendable {}
+

@@ -126,7 +126,7 @@ extension IdentityLayer {
     /// token's `exp` plus the configured leeway: when a socket on this token must close.
     private func verifyUser(token: String, on loop: EventLoop) async throws -> UserPrincipal {
         guard let verifier = jwtVerifier else { throw Problem.unauthenticated("this hub does not accept user tokens (no Supabase configuration)") }
-        let cache = loop.index < tokenCaches.count && EventLoop.current === loop ? tokenCaches[loop.index] : nil
+        let cache = tokenCaches.forCurrent(loop)
         let now = Int64(Date().timeIntervalSince1970)
         var result = verifier.verify(token, nowSeconds: now, cache: cache)
         if case .failure(let rejection) = result, rejection.reason == .unknownKey, let refresher = jwksRefresher,
@@ -157,6 +157,8 @@ extension IdentityLayer {
 struct PrincipalRateLimiter: RequestRateLimiter {
     let limiter: RateLimiter
     let rule: RateLimit
+    /// One per loop, each touched only on its loop (see `FinishedWindows`).
+    let memories: LoopLocal<FinishedWindows>
 
     func admit(_ principal: Principal, context: RequestContext) async throws {
         let key: String
@@ -164,7 +166,21 @@ struct PrincipalRateLimiter: RequestRateLimiter {
         case .anonymous: key = "req:ip:" + context.clientIP
         default: key = "req:" + principal.actorKey
         }
-        let decision = try await limiter.check(key, rule)
+        let decision = try await limiter.check(key, rule, memory: memories.forCurrent(context.loop))
         if !decision.allowed { throw decision.problem }
+    }
+}
+
+/// One value per event loop, handed out only on that loop's own thread.
+final class LoopLocal<Value>: @unchecked Sendable {
+    // @unchecked: `values[i]` is returned only to code running on loop i (checked against
+    // `EventLoop.current`), so each value is touched by one thread.
+    private let values: [Value]
+    init(loops: [EventLoop], _ make: () -> Value) { values = loops.map { _ in make() } }
+
+    /// The value of `loop` when called on it; nil elsewhere.
+    func forCurrent(_ loop: EventLoop) -> Value? {
+        guard EventLoop.current === loop, loop.index < values.count else { return nil }
+        return values[loop.index]
     }
 }

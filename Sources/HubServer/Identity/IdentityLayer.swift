@@ -29,11 +29,10 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     private(set) var stores: Stores!
     private(set) var jwtVerifier: SupabaseJWTVerifier?
     private(set) var jwksRefresher: JWKSRefresher?
-    /// One cache per loop, each touched only by its loop's thread.
-    let tokenCaches: [VerifiedTokenCache]
-    /// Per loop: client IPs that failed a credential check lately (monotonic ns of the last
-    /// failure), touched only by that loop's thread.
-    private let recentFailures: [RecentFailures]
+    /// One verified-token cache per loop.
+    let tokenCaches: LoopLocal<VerifiedTokenCache>
+    /// Per loop: client IPs that failed a credential check lately.
+    private let recentFailures: LoopLocal<RecentFailures>
     private var controlSubscription: (any PubSubSubscription)?
 
     /// The pub/sub channel on which a node announces a device whose sockets must close.
@@ -48,8 +47,8 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         self.deviceConnections = deviceConnections
         self.logger = logger
         metrics = IdentityMetrics(registry: registry)
-        tokenCaches = loops.map { _ in VerifiedTokenCache() }
-        recentFailures = loops.map { _ in RecentFailures() }
+        tokenCaches = LoopLocal(loops: loops) { VerifiedTokenCache() }
+        recentFailures = LoopLocal(loops: loops) { RecentFailures() }
     }
 
     func start() async throws {
@@ -68,7 +67,8 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         // An embedder (or a test) may have installed its own stages.
         if application.authenticator == nil { application.authenticator = HubAuthenticator(layer: self) }
         if application.rateLimiter == nil {
-            application.rateLimiter = PrincipalRateLimiter(limiter: identity.rateLimiter, rule: identityConfig.rateLimits.requestsPerPrincipal)
+            application.rateLimiter = PrincipalRateLimiter(limiter: identity.rateLimiter, rule: identityConfig.rateLimits.requestsPerPrincipal,
+                                                           memories: LoopLocal(loops: loops) { FinishedWindows() })
         }
     }
 
@@ -167,8 +167,8 @@ extension IdentityLayer {
     /// Whether this loop saw `ip` fail a credential check within the failure window. Loop
     /// thread only (off the loop: true, so the shared budget is always read).
     func recentlyFailed(_ ip: String, on loop: EventLoop) -> Bool {
-        guard EventLoop.current === loop, loop.index < recentFailures.count else { return true }
-        guard let at = recentFailures[loop.index].lastFailure[ip] else { return false }
+        guard let memory = recentFailures.forCurrent(loop) else { return true }
+        guard let at = memory.lastFailure[ip] else { return false }
         return loop.now &- at < RecentFailures.window
     }
 
@@ -185,8 +185,7 @@ extension IdentityLayer {
     }
 
     func noteFailure(_ ip: String, on loop: EventLoop) {
-        guard EventLoop.current === loop, loop.index < recentFailures.count else { return }
-        recentFailures[loop.index].note(ip, at: loop.now)
+        recentFailures.forCurrent(loop)?.note(ip, at: loop.now)
     }
 }
 
