@@ -65,7 +65,7 @@ struct HubAuthenticator: RequestAuthenticator {
         }
         if rule.accepts.contains(.device), !Self.looksLikeJWT(token) {
             do {
-                return .device(try await layer.identity.devices.validateToken(token))
+                return .device(try await layer.validateDeviceToken(token, on: context.loop))
             } catch let problem as Problem where problem.status == 401 {
                 await failed()
                 throw refuse(problem.detail ?? "invalid device token")

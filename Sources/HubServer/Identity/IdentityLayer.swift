@@ -33,6 +33,8 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     let tokenCaches: LoopLocal<VerifiedTokenCache>
     /// Per loop: client IPs that failed a credential check lately.
     private let recentFailures: LoopLocal<RecentFailures>
+    /// Per loop: device tokens validated within the last second.
+    let deviceTokens: LoopLocal<RecentDeviceTokens>
     private var controlSubscription: (any PubSubSubscription)?
 
     /// The pub/sub channel on which a node announces a device whose sockets must close.
@@ -49,6 +51,7 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         metrics = IdentityMetrics(registry: registry)
         tokenCaches = LoopLocal(loops: loops) { VerifiedTokenCache() }
         recentFailures = LoopLocal(loops: loops) { RecentFailures() }
+        deviceTokens = LoopLocal(loops: loops) { RecentDeviceTokens() }
     }
 
     func start() async throws {
@@ -96,6 +99,7 @@ final class IdentityLayer: HubService, @unchecked Sendable {
                             log.warning("unreadable device control message", metadata: ["bytes": .stringConvertible(message.payload.count)])
                             return
                         }
+                        self?.forgetDeviceTokens(control.device_id)
                         connections.close(deviceID: control.device_id, code: .forbidden, reason: control.reason)
                     }
                     self?.controlSubscription = subscription
@@ -114,6 +118,7 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     /// Closes the device's sockets on every node: locally at once, elsewhere through pub/sub
     /// (at most once; a node that misses it closes the socket at the next token re-check).
     func closeDeviceSockets(_ deviceID: UUID, reason: String) async {
+        forgetDeviceTokens(deviceID)
         deviceConnections.close(deviceID: deviceID, code: .forbidden, reason: reason)
         let payload = (try? JSONEncoder().encode(DeviceControl(device_id: deviceID, reason: reason))).map { Array($0) } ?? []
         do {
@@ -186,6 +191,51 @@ extension IdentityLayer {
 
     func noteFailure(_ ip: String, on loop: EventLoop) {
         recentFailures.forCurrent(loop)?.note(ip, at: loop.now)
+    }
+}
+
+extension IdentityLayer {
+    /// The device a token speaks for: from this loop's one-second memory when it validated the
+    /// token lately, else from the store (which also slides the token's TTL). A revocation
+    /// reaches the memories at once on the node that made it and through the device-control
+    /// message on the others; only a lost message leaves a revoked token usable, for at most
+    /// `RecentDeviceTokens.lifetime` (its sockets are re-checked at the next heartbeat).
+    func validateDeviceToken(_ token: String, on loop: EventLoop) async throws -> DevicePrincipal {
+        let memory = deviceTokens.forCurrent(loop)
+        if let known = memory?.principal(for: token, now: loop.now) { return known }
+        let principal = try await identity.devices.validateToken(token)
+        memory?.remember(token, principal, now: loop.now)
+        return principal
+    }
+
+    /// Drops the device's tokens from every loop's memory.
+    func forgetDeviceTokens(_ deviceID: UUID) {
+        for loop in loops {
+            loop.execute { [deviceTokens] in deviceTokens.forCurrent(loop)?.forget(deviceID) }
+        }
+    }
+}
+
+/// A loop's device tokens validated within the last `lifetime`, so that a device making many
+/// requests costs one store check per second per loop instead of two per request. Bounded.
+final class RecentDeviceTokens {
+    static let lifetime: UInt64 = 1_000_000_000
+    static let capacity = 20_000
+    private var entries: [String: (principal: DevicePrincipal, until: UInt64)] = [:]
+
+    func principal(for token: String, now: UInt64) -> DevicePrincipal? {
+        guard let entry = entries[token] else { return nil }
+        if now >= entry.until { entries[token] = nil; return nil }
+        return entry.principal
+    }
+
+    func remember(_ token: String, _ principal: DevicePrincipal, now: UInt64) {
+        if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+        entries[token] = (principal, now &+ Self.lifetime)
+    }
+
+    func forget(_ deviceID: UUID) {
+        entries = entries.filter { $0.value.principal.deviceID != deviceID }
     }
 }
 
