@@ -44,19 +44,6 @@ final class CountingCounters: CounterStore {
     func reset(_ key: String) async throws(StoreError) { try await base.reset(key) }
 }
 
-/// Counts the increments that reach the counter store.
-final class CountingIncrements: CounterStore {
-    let base: any CounterStore
-    let increments = Mutex(0)
-    init(_ base: any CounterStore) { self.base = base }
-    func increment(_ key: String, by delta: Int64, window: Duration) async throws(StoreError) -> CounterValue {
-        increments.withLock { $0 += 1 }
-        return try await base.increment(key, by: delta, window: window)
-    }
-    func value(_ key: String) async throws(StoreError) -> Int64 { try await base.value(key) }
-    func reset(_ key: String) async throws(StoreError) { try await base.reset(key) }
-}
-
 @Suite struct RateLimiterTests {
     /// With a loop's memory of finished windows the previous window is read once per window,
     /// and every decision is the one the limiter makes without it.
@@ -67,7 +54,7 @@ final class CountingIncrements: CounterStore {
             let clock = ManualClock(alignedStart)
             let remembering = RateLimiter(counters: counted, now: clock.function)
             let plain = RateLimiter(counters: counters, now: clock.function)
-            let memory = RateLimitMemory()
+            let memory = FinishedWindows()
             let rule = RateLimit(limit: 10, window: .seconds(60))
             // The same history on two keys: "m" through the memory, "p" without.
             for _ in 0..<8 {
@@ -82,31 +69,6 @@ final class CountingIncrements: CounterStore {
                 #expect(withMemory == without)
             }
             #expect(counted.reads.withLock { $0 } == 2, "one read for the new previous window")
-        }
-    }
-
-    /// Leasing: a loop counts `lease` events per store call and admits the rest itself; the
-    /// limit still holds (never more admitted than the limit in a window), one store call
-    /// serves `lease` events, and a reservation that does not fit falls back to single events.
-    @Test(arguments: Backend.allCases)
-    func leasedEventsStayWithinTheLimit(_ backend: Backend) async throws {
-        try await withCounters(backend) { counters in
-            let counted = CountingIncrements(counters)
-            let clock = ManualClock(alignedStart)
-            let limiter = RateLimiter(counters: counted, now: clock.function)
-            let memory = RateLimitMemory()
-            let rule = RateLimit(limit: 1000, window: .seconds(60))
-            var admitted = 0
-            for _ in 0..<1200 where try await limiter.check("l", rule, memory: memory, lease: 10).allowed { admitted += 1 }
-            #expect(admitted == 1000, "exactly the limit: the last reservations fall back to single events")
-            // 100 reservations, one that does not fit (and its roll-back), then each refused event
-            // counted exactly (an increment and its roll-back).
-            let increments: Int = counted.increments.withLock { $0 }
-            let bound = 1000 / 10 + 4 + 2 * 200
-            #expect(increments <= bound, "one store call per 10 admitted events")
-            // A second loop (its own memory) shares the same budget in the store.
-            let other = RateLimitMemory()
-            #expect(try await limiter.check("l", rule, memory: other, lease: 10).allowed == false)
         }
     }
 
