@@ -1,5 +1,6 @@
 import Foundation
 import HubHTTP
+import HubIO
 import HubRedis
 import HubStore
 import Synchronization
@@ -44,7 +45,73 @@ final class CountingCounters: CounterStore {
     func reset(_ key: String) async throws(StoreError) { try await base.reset(key) }
 }
 
+/// Counts the increments that reach the counter store.
+final class CountingIncrements: CounterStore {
+    let base: any CounterStore
+    let increments = Mutex(0)
+    init(_ base: any CounterStore) { self.base = base }
+    func increment(_ key: String, by delta: Int64, window: Duration) async throws(StoreError) -> CounterValue {
+        increments.withLock { $0 += 1 }
+        return try await base.increment(key, by: delta, window: window)
+    }
+    func value(_ key: String) async throws(StoreError) -> Int64 { try await base.value(key) }
+    func reset(_ key: String) async throws(StoreError) { try await base.reset(key) }
+}
+
+/// Suspends inside every increment, as a Redis round trip does: checks of one loop interleave.
+final class SuspendingCounters: CounterStore {
+    let base = EmbeddedCounterStore()
+    func increment(_ key: String, by delta: Int64, window: Duration) async throws(StoreError) -> CounterValue {
+        await Task.yield()
+        return try await base.increment(key, by: delta, window: window)
+    }
+    func value(_ key: String) async throws(StoreError) -> Int64 { try await base.value(key) }
+    func reset(_ key: String) async throws(StoreError) { try await base.reset(key) }
+}
+
+/// A memory used only by tasks that prefer one event loop.
+final class LoopBoundMemory: @unchecked Sendable {
+    // @unchecked: every task that touches `memory` prefers the test's single loop, so it is
+    // only ever used on that loop's thread (as in the server).
+    let memory = RateLimitMemory()
+}
+
 @Suite struct RateLimiterTests {
+    /// Requests of one loop interleave at every await, so several reservations of one key are
+    /// in flight at once: every reserved event must stay usable. The store counts exactly the
+    /// admitted events plus the loop's unused reservations (found by the identity benchmark:
+    /// replaced leases made the store count 14x the real traffic and refused it).
+    @Test func interleavedReservationsCountEveryEventOnce() async throws {
+        let group = try EventLoopGroup(count: 1, registry: nil)
+        group.start()
+        defer { group.stopAndJoin() }
+        let loop = group.loops[0]
+        let counters = SuspendingCounters()
+        let clock = ManualClock(alignedStart)
+        let limiter = RateLimiter(counters: counters, now: clock.function)
+        let box = LoopBoundMemory()
+        let rule = RateLimit(limit: 1_000_000, window: .seconds(60))
+        // 200 checks at once on the one loop (as 200 requests of one device), then 2,000 more.
+        let admitted = await withTaskGroup(of: Bool.self) { tasks in
+            for _ in 0..<200 {
+                tasks.addTask(executorPreference: loop) { (try? await limiter.check("c", rule, memory: box.memory, lease: 50).allowed) ?? false }
+            }
+            var n = 0
+            for await ok in tasks where ok { n += 1 }
+            return n
+        }
+        let more = try await Task(executorPreference: loop) {
+            var n = 0
+            for _ in 0..<2_000 where try await limiter.check("c", rule, memory: box.memory, lease: 50).allowed { n += 1 }
+            return n
+        }.value
+        let window = alignedStart / 60_000
+        let stored = try await counters.value("rl:c:\(window)")
+        let leftover = await Task(executorPreference: loop) { box.memory.leftover("c", window: window) }.value
+        #expect(admitted + more == 2_200)
+        #expect(stored == Int64(admitted + more + leftover), "every counted event is admitted or still reserved")
+    }
+
     /// With a loop's memory of finished windows the previous window is read once per window,
     /// and every decision is the one the limiter makes without it.
     @Test(arguments: Backend.allCases)
@@ -54,7 +121,7 @@ final class CountingCounters: CounterStore {
             let clock = ManualClock(alignedStart)
             let remembering = RateLimiter(counters: counted, now: clock.function)
             let plain = RateLimiter(counters: counters, now: clock.function)
-            let memory = FinishedWindows()
+            let memory = RateLimitMemory()
             let rule = RateLimit(limit: 10, window: .seconds(60))
             // The same history on two keys: "m" through the memory, "p" without.
             for _ in 0..<8 {
@@ -69,6 +136,31 @@ final class CountingCounters: CounterStore {
                 #expect(withMemory == without)
             }
             #expect(counted.reads.withLock { $0 } == 2, "one read for the new previous window")
+        }
+    }
+
+    /// Leasing: a loop counts `lease` events per store call and admits the rest itself; the
+    /// limit still holds (never more admitted than the limit in a window), one store call
+    /// serves `lease` events, and a reservation that does not fit falls back to single events.
+    @Test(arguments: Backend.allCases)
+    func leasedEventsStayWithinTheLimit(_ backend: Backend) async throws {
+        try await withCounters(backend) { counters in
+            let counted = CountingIncrements(counters)
+            let clock = ManualClock(alignedStart)
+            let limiter = RateLimiter(counters: counted, now: clock.function)
+            let memory = RateLimitMemory()
+            let rule = RateLimit(limit: 1000, window: .seconds(60))
+            var admitted = 0
+            for _ in 0..<1200 where try await limiter.check("l", rule, memory: memory, lease: 10).allowed { admitted += 1 }
+            #expect(admitted == 1000, "exactly the limit: the last reservations fall back to single events")
+            // 100 reservations, one that does not fit (and its roll-back), then each refused event
+            // counted exactly (an increment and its roll-back).
+            let increments: Int = counted.increments.withLock { $0 }
+            let bound = 1000 / 10 + 4 + 2 * 200
+            #expect(increments <= bound, "one store call per 10 admitted events")
+            // A second loop (its own memory) shares the same budget in the store.
+            let other = RateLimitMemory()
+            #expect(try await limiter.check("l", rule, memory: other, lease: 10).allowed == false)
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import HubHTTP
 import HubStore
 
@@ -81,8 +82,13 @@ public struct RateLimiter: Sendable {
 
     /// Counts one event for `key` under `rule`; denied events are rolled back. With `memory`
     /// (one per event loop), the previous window's count of a sliding rule is read once per
-    /// window instead of once per event: a finished window no longer changes.
-    public func check(_ key: String, _ rule: RateLimit, memory: FinishedWindows? = nil) async throws(StoreError) -> RateLimitDecision {
+    /// window instead of once per event (a finished window no longer changes), and with
+    /// `lease > 1` the loop counts `lease` events in the store at once and admits the next
+    /// `lease - 1` itself, within the same window: one store call per `lease` events. The
+    /// price is exactness: the store may count up to `lease - 1` events per loop that never
+    /// happen (a client near its limit is refused a little early, never late). A reservation
+    /// that does not fit falls back to counting the one event.
+    public func check(_ key: String, _ rule: RateLimit, memory: RateLimitMemory? = nil, lease: Int = 1) async throws(StoreError) -> RateLimitDecision {
         try rule.validate()
         let windowMs = rule.window.storeMillis
         switch rule.kind {
@@ -96,7 +102,12 @@ public struct RateLimiter: Sendable {
         case .sliding:
             let t = now()
             let index = t / windowMs
-            let current = try await counters.increment(storeKey(key, index), by: 1, window: .milliseconds(2 * windowMs))
+            if let memory, let remaining = memory.takeLeased(key, window: index) {
+                return RateLimitDecision(allowed: true, remaining: remaining, retryAfterSeconds: 0)
+            }
+            // No reservation once one did not fit in this window: near the limit, count exactly.
+            let weight = memory == nil || memory!.leasingStopped(key, window: index) ? 1 : max(1, lease)
+            let current = try await counters.increment(storeKey(key, index), by: Int64(weight), window: .milliseconds(2 * windowMs))
             let previous: Int64
             if let known = memory?.count(of: key, window: index - 1) {
                 previous = known
@@ -107,9 +118,16 @@ public struct RateLimiter: Sendable {
             let elapsed = Double(t % windowMs) / Double(windowMs)
             let estimate = Double(previous) * (1 - elapsed) + Double(current.value)
             if estimate <= Double(rule.limit) + Self.epsilon {
-                return RateLimitDecision(allowed: true, remaining: Int((Double(rule.limit) - estimate).rounded(.down)), retryAfterSeconds: 0)
+                let remaining = Int((Double(rule.limit) - estimate).rounded(.down))
+                if weight > 1 { memory?.lease(key, window: index, count: weight - 1, remaining: remaining) }
+                return RateLimitDecision(allowed: true, remaining: remaining, retryAfterSeconds: 0)
             }
-            await rollBack(storeKey(key, index), window: .milliseconds(2 * windowMs))
+            await rollBack(storeKey(key, index), by: weight, window: .milliseconds(2 * windowMs))
+            // A reservation too large for what is left: count the one event instead.
+            if weight > 1 {
+                memory?.stopLeasing(key, window: index)
+                return try await check(key, rule, memory: memory, lease: 1)
+            }
             return denied(afterMilliseconds: Self.slidingWait(previous: previous, current: current.value - 1, limit: rule.limit,
                                                                elapsed: elapsed, windowMs: windowMs))
         }
@@ -178,8 +196,8 @@ public struct RateLimiter: Sendable {
 
     /// Undoes a denied event's increment. Best effort: if it fails, the denied event counts,
     /// which errs on the strict side.
-    private func rollBack(_ storeKey: String, window: Duration) async {
-        _ = try? await counters.increment(storeKey, by: -1, window: window)
+    private func rollBack(_ storeKey: String, by count: Int = 1, window: Duration) async {
+        _ = try? await counters.increment(storeKey, by: -Int64(count), window: window)
     }
 
     private func denied(afterMilliseconds ms: Int64) -> RateLimitDecision {
@@ -208,11 +226,13 @@ public struct RateLimiter: Sendable {
     }
 }
 
-/// The counts of finished sliding windows, per key, for one event loop (not thread-safe: the
-/// loop's own thread only). Bounded: when full it starts over, which costs one extra read per
-/// key.
-public final class FinishedWindows {
+/// What one event loop remembers for the sliding limits (not thread-safe: the loop's own
+/// thread only): the counts of finished windows, and the events it reserved in the store and
+/// may still admit itself. Bounded: when full it starts over, which costs one extra store
+/// call per key (and forgets leased events, which then counted without happening).
+public final class RateLimitMemory {
     private var counts: [String: (window: Int64, count: Int64)] = [:]
+    private var leases: [String: (window: Int64, left: Int, remaining: Int)] = [:]
     private let capacity: Int
 
     public init(capacity: Int = 50_000) { self.capacity = capacity }
@@ -226,8 +246,47 @@ public final class FinishedWindows {
         if counts.count >= capacity { counts.removeAll(keepingCapacity: true) }
         counts[key] = (window, count)
     }
+
+    /// Takes one leased event of `key` for `window`; its `remaining` estimate, or nil when none
+    /// is left (or the lease was for another window).
+    func takeLeased(_ key: String, window: Int64) -> Int? {
+        guard var entry = leases[key], entry.window == window, entry.left > 0 else { return nil }
+        entry.left -= 1
+        leases[key] = entry
+        return entry.remaining
+    }
+
+    /// Whether a reservation of `key` did not fit in `window` (then the loop counts exactly).
+    func leasingStopped(_ key: String, window: Int64) -> Bool {
+        guard let entry = leases[key] else { return false }
+        return entry.window == window && entry.left < 0
+    }
+
+    func stopLeasing(_ key: String, window: Int64) {
+        leases[key] = (window, -1, 0)
+    }
+
+    /// Reserved events of `key` not yet used in `window` (tests).
+    func leftover(_ key: String, window: Int64) -> Int {
+        guard let entry = leases[key], entry.window == window else { return 0 }
+        return max(0, entry.left)
+    }
+
+    /// Adds `count` reserved events. Added, not replaced: requests of one loop interleave at
+    /// every `await`, so several reservations of one key can be in flight at once, and each
+    /// one's events must stay usable (replacing would count events that never happen, many
+    /// times over).
+    func lease(_ key: String, window: Int64, count: Int, remaining: Int) {
+        if let entry = leases[key], entry.window == window {
+            // A stopped lease stays stopped: near the limit the loop counts exactly.
+            guard entry.left >= 0 else { return }
+            leases[key] = (window, entry.left + count, remaining)
+            return
+        }
+        if leases.count >= capacity { leases.removeAll(keepingCapacity: true) }
+        leases[key] = (window, count, remaining)
+    }
 }
 
 @available(*, unavailable)
-extension FinishedWindows: Sendable {}
-
+extension RateLimitMemory: Sendable {}

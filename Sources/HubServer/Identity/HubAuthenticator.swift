@@ -157,8 +157,12 @@ extension IdentityLayer {
 struct PrincipalRateLimiter: RequestRateLimiter {
     let limiter: RateLimiter
     let rule: RateLimit
-    /// One per loop, each touched only on its loop (see `FinishedWindows`).
-    let memories: LoopLocal<FinishedWindows>
+    /// One per loop, each touched only on its loop (see `RateLimitMemory`).
+    let memories: LoopLocal<RateLimitMemory>
+
+    /// Events a loop reserves per store call: 1 % of the limit, at most 50, so that what a
+    /// loop may count without using stays small next to the limit (small limits stay exact).
+    static func lease(for rule: RateLimit) -> Int { max(1, min(50, rule.limit / 100)) }
 
     func admit(_ principal: Principal, context: RequestContext) async throws {
         let key: String
@@ -166,7 +170,7 @@ struct PrincipalRateLimiter: RequestRateLimiter {
         case .anonymous: key = "req:ip:" + context.clientIP
         default: key = "req:" + principal.actorKey
         }
-        let decision = try await limiter.check(key, rule, memory: memories.forCurrent(context.loop))
+        let decision = try await limiter.check(key, rule, memory: memories.forCurrent(context.loop), lease: Self.lease(for: rule))
         if !decision.allowed { throw decision.problem }
     }
 }

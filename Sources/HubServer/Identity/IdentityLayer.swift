@@ -71,7 +71,7 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         if application.authenticator == nil { application.authenticator = HubAuthenticator(layer: self) }
         if application.rateLimiter == nil {
             application.rateLimiter = PrincipalRateLimiter(limiter: identity.rateLimiter, rule: identityConfig.rateLimits.requestsPerPrincipal,
-                                                           memories: LoopLocal(loops: loops) { FinishedWindows() })
+                                                           memories: LoopLocal(loops: loops) { RateLimitMemory() })
         }
     }
 
