@@ -110,6 +110,7 @@ let package = Package(
         .executableTarget(name: "jwt-bench", dependencies: ["HubAuth", .product(name: "JWTKit", package: "jwt-kit")],
             path: "tools/jwt-bench", swiftSettings: hotPath + [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "auth-bench", dependencies: ["HubIO", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/auth-bench", swiftSettings: hotPath),
+        .executableTarget(name: "queue-bench", dependencies: ["HubIO", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", "CSQLite", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/queue-bench", swiftSettings: hotPath),
         .executableTarget(name: "pg-bench", dependencies: ["HubPostgres", "HubIO", "HubTelemetry"], path: "tools/pg-bench"),
 
         // Real redis-server and PostgreSQL for the integration tests (not a test target itself,

@@ -1,0 +1,230 @@
+import ArgumentParser
+import Foundation
+import HubHTTP
+import HubHTTPClient
+import HubIO
+
+// Plumbing shared by every subcommand: logging, errors, blocking calls through HubHTTPClient
+// (setup only, never the measured path), /proc readings, percentiles and the JSON printer.
+
+enum Log {
+    static func note(_ text: String) { FileHandle.standardError.write(Data("queue-bench: \(text)\n".utf8)) }
+}
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ text: String) { description = text }
+}
+
+/// Problems seen on any loop: counted, the first few kept word for word.
+enum Problems {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var first: [String] = []
+    nonisolated(unsafe) private static var total = 0
+    static func add(_ text: String) {
+        lock.lock()
+        total += 1
+        if first.count < 10 { first.append(text) }
+        lock.unlock()
+    }
+    static var list: [String] { lock.lock(); defer { lock.unlock() }; return first }
+    static var count: Int { lock.lock(); defer { lock.unlock() }; return total }
+}
+
+/// `http://HOST:PORT` → (host, port, base without a trailing slash).
+func parseBase(_ url: String, option: String) throws -> (host: String, port: Int, base: String) {
+    guard url.hasPrefix("http://") else { throw ValidationError("\(option) must start with http:// (got \(url))") }
+    var rest = url.dropFirst(7)
+    while rest.hasSuffix("/") { rest = rest.dropLast() }
+    guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]) else {
+        throw ValidationError("\(option) needs an explicit port (got \(url))")
+    }
+    return (String(rest[..<colon]), port, "http://" + rest)
+}
+
+/// Runs async work from a synchronous command and waits for it.
+func blocking<T>(_ body: @escaping () async throws -> T) throws -> T {
+    let sem = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var outcome: Result<T, any Error>?
+    Task {
+        do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+        sem.signal()
+    }
+    sem.wait()
+    return try outcome!.get()
+}
+
+/// One request through HubHTTPClient; the JSON object answer, or a failure naming the status.
+func call(_ client: HTTPClient, _ method: HTTPMethod, _ url: String, bearer: String? = nil, json: [String: Any]? = nil,
+          expect: Int) async throws -> [String: Any] {
+    var headers = HTTPHeaders()
+    if let bearer { headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+    var body: [UInt8] = []
+    if let json {
+        headers.add(name: "Content-Type", value: "application/json")
+        body = [UInt8](try JSONSerialization.data(withJSONObject: json))
+    }
+    let response = try await client.request(method: method, url: url, headers: headers, body: body)
+    guard response.status == expect else {
+        throw Failure("\(method) \(url): expected \(expect), got \(response.status): \(response.bodyText.prefix(400))")
+    }
+    guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
+        throw Failure("\(method) \(url): body is not a JSON object: \(response.bodyText.prefix(300))")
+    }
+    return object
+}
+
+/// Runs `work(i)` for i in 0..<count with at most `concurrency` at once; results in index order.
+func concurrently<T: Sendable>(_ count: Int, concurrency: Int, _ work: @escaping @Sendable (Int) async throws -> T) async throws -> [T] {
+    var results = [T?](repeating: nil, count: count)
+    try await withThrowingTaskGroup(of: (Int, T).self) { group in
+        var next = 0
+        while next < min(count, concurrency) {
+            let i = next
+            group.addTask { (i, try await work(i)) }
+            next += 1
+        }
+        while let (i, value) = try await group.next() {
+            results[i] = value
+            if next < count {
+                let j = next
+                group.addTask { (j, try await work(j)) }
+                next += 1
+            }
+        }
+    }
+    return results.map { $0! }
+}
+
+// MARK: - devices file
+
+/// One line of the devices file written by `setup`: "device_id device_secret session_id".
+struct BenchDevice: Sendable {
+    var id: String
+    var secret: String
+    var session: String
+}
+
+func readDevices(_ path: String, limit: Int?) throws -> [BenchDevice] {
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    var list = text.split(separator: "\n").compactMap { line -> BenchDevice? in
+        let p = line.split(separator: " ")
+        return p.count == 3 ? BenchDevice(id: String(p[0]), secret: String(p[1]), session: String(p[2])) : nil
+    }
+    guard !list.isEmpty else { throw ValidationError("no devices in \(path); run setup first") }
+    if let limit {
+        guard limit <= list.count else { throw ValidationError("--count \(limit) but \(path) holds \(list.count) devices") }
+        list = Array(list.prefix(limit))
+    }
+    return list
+}
+
+// MARK: - /proc readings
+
+/// utime + stime of a process (all threads), in seconds.
+func processCPUSeconds(_ pid: Int32) -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")") else { return nil }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return nil }
+    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+func selfCPUSeconds() -> Double {
+    var ru = rusage()
+    getrusage(Int32(RUSAGE_SELF.rawValue), &ru)
+    return Double(ru.ru_utime.tv_sec) + Double(ru.ru_utime.tv_usec) / 1e6 + Double(ru.ru_stime.tv_sec) + Double(ru.ru_stime.tv_usec) / 1e6
+}
+
+/// Summed CPU seconds of a comma-separated pid list (a pid that is gone counts 0).
+struct PidSet {
+    let pids: [Int32]
+    init(_ list: String?) { pids = (list ?? "").split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) } }
+    var cpu: Double? { pids.isEmpty ? nil : pids.reduce(0.0) { $0 + (processCPUSeconds($1) ?? 0) } }
+}
+
+// MARK: - statistics
+
+/// Nearest-rank percentile of sorted nanosecond samples, in milliseconds.
+func percentile(_ sorted: [UInt64], _ p: Double) -> Double? {
+    guard !sorted.isEmpty else { return nil }
+    let i = min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))
+    return Double(sorted[i]) / 1e6
+}
+
+func latencySummary(_ name: String, _ samples: [UInt64]) -> [(String, Any?)] {
+    let s = samples.sorted()
+    let mean = s.isEmpty ? nil : Double(s.reduce(0, &+)) / Double(s.count) / 1e6
+    return [("\(name)_samples", s.count), ("\(name)_p50_ms", percentile(s, 0.5)), ("\(name)_p90_ms", percentile(s, 0.9)),
+            ("\(name)_p99_ms", percentile(s, 0.99)), ("\(name)_p999_ms", percentile(s, 0.999)),
+            ("\(name)_max_ms", s.last.map { Double($0) / 1e6 }), ("\(name)_mean_ms", mean)]
+}
+
+// MARK: - JSON out
+
+/// A JSON value from ordered pairs: numbers, strings, booleans, arrays, nested pair lists and
+/// already encoded JSON (`RawJSON`).
+struct RawJSON { var text: String }
+
+func json(_ pairs: [(String, Any?)]) -> String {
+    "{" + pairs.map { "\(encodeJSON($0.0)):\(encodeJSON($0.1))" }.joined(separator: ",") + "}"
+}
+
+func encodeJSON(_ v: Any?) -> String {
+    switch v {
+    case nil: return "null"
+    case let r as RawJSON: return r.text
+    case let b as Bool: return b ? "true" : "false"
+    case let d as Double: return d.isFinite ? String(format: "%.6g", d) : "null"
+    case let i as Int: return String(i)
+    case let i as Int64: return String(i)
+    case let i as UInt64: return String(i)
+    case let s as String:
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    case let p as [(String, Any?)]: return json(p)
+    case let a as [Any?]: return "[" + a.map { encodeJSON($0) }.joined(separator: ",") + "]"
+    case let a as [String]: return "[" + a.map { encodeJSON($0) }.joined(separator: ",") + "]"
+    case let o as [String: Any]:
+        if let data = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) { return String(decoding: data, as: UTF8.self) }
+        return "null"
+    default: return encodeJSON("\(v!)")
+    }
+}
+
+// MARK: - small JSON readers for the hot path
+
+/// The string value of `"key":"…"` in a flat JSON text (no escapes in the value: ids, tokens,
+/// states). The key must be preceded by a quote, so `"id"` does not match `"device_id"`.
+func jsonString(_ bytes: UnsafeRawBufferPointer, key: StaticString) -> String? {
+    let k = UnsafeRawBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
+    let n = bytes.count, m = k.count
+    guard n > m + 4 else { return nil }
+    var i = 0
+    while i + m + 3 < n {
+        if bytes[i] == 0x22 && bytes[i + m + 1] == 0x22 && bytes[i + m + 2] == 0x3A && memcmp(bytes.baseAddress! + i + 1, k.baseAddress!, m) == 0 {
+            var j = i + m + 3
+            while j < n && bytes[j] == 0x20 { j += 1 }
+            guard j < n, bytes[j] == 0x22 else { return nil }
+            let start = j + 1
+            var end = start
+            while end < n && bytes[end] != 0x22 { end += 1 }
+            guard end < n else { return nil }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+        }
+        i += 1
+    }
+    return nil
+}
+
+func jsonString(_ bytes: [UInt8], key: StaticString) -> String? {
+    bytes.withUnsafeBytes { jsonString($0, key: key) }
+}
