@@ -190,9 +190,9 @@ func encodeJSON(_ v: Any?) -> String {
             }
         }
         return out + "\""
+    case let a as [String]: return "[" + a.map { encodeJSON($0) }.joined(separator: ",") + "]"
     case let p as [(String, Any?)]: return json(p)
     case let a as [Any?]: return "[" + a.map { encodeJSON($0) }.joined(separator: ",") + "]"
-    case let a as [String]: return "[" + a.map { encodeJSON($0) }.joined(separator: ",") + "]"
     case let o as [String: Any]:
         if let data = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) { return String(decoding: data, as: UTF8.self) }
         return "null"
