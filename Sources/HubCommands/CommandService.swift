@@ -45,14 +45,14 @@ public struct CommandService: Sendable {
                                   state: needsApproval ? .pendingApproval : .queued, needsApproval: needsApproval, proposedBy: proposer,
                                   ttlSeconds: proposal.ttlSeconds, expiresAt: now.addingTimeInterval(Double(proposal.ttlSeconds)),
                                   maxAttempts: proposal.maxAttempts, visibilityTimeoutSeconds: proposal.visibilityTimeoutSeconds,
-                                  idempotencyKey: proposal.idempotencyKey, createdAt: now)
+                                  createdAt: now, idempotencyKey: proposal.idempotencyKey)
         let command: CommandRecord
         do {
             command = try await context.records.insertCommand(draft, event: CommandEvent(
                 commandID: draft.id, event: "proposed", toState: draft.state, actor: proposer, at: now))
         } catch {
             // Two proposals with one key at once: the unique index let one in; answer with it.
-            if case .conflict = error, let key = proposal.idempotencyKey,
+            if (error as? StoreError)?.isConflict == true, let key = proposal.idempotencyKey,
                let first = try await context.records.command(sessionID: session.id, idempotencyKey: key) {
                 return (try replay(first, key: key), true)
             }
@@ -190,5 +190,14 @@ public struct CommandService: Sendable {
         await context.emit(DomainEvents.approvalDecided(subject: "command", id: expired.id, sessionID: expired.sessionID, deviceID: expired.deviceID,
                                                         orgID: expired.orgID, decision: "expired", decidedBy: nil))
         return true
+    }
+}
+
+extension StoreError {
+    /// A duplicate unique value. (Matched through this property: a `catch .conflict` pattern
+    /// crashes Swift 6.3.1's SIL ownership verifier.)
+    var isConflict: Bool {
+        if case .conflict = self { return true }
+        return false
     }
 }
