@@ -142,7 +142,7 @@ public struct LeaseService: Sendable {
     /// and body again answer the same; anything stale is 409 with the command's state.
     public func result(deviceID: UUID, commandID: UUID, token: UUID, succeeded: Bool, exitCode: Int32?, output: String?) async throws -> LeaseState {
         if let output {
-            guard output.count <= Self.maxOutputCharacters else { throw Problem.invalid("output is longer than \(Self.maxOutputCharacters) characters") }
+            guard output.unicodeScalars.count <= Self.maxOutputCharacters else { throw Problem.invalid("output is longer than \(Self.maxOutputCharacters) characters") }
             guard !output.unicodeScalars.contains(where: { $0.value == 0 }) else { throw Problem.invalid("output must not contain NUL") }
         }
         let status = succeeded ? CommandState.succeeded : .failed

@@ -25,7 +25,7 @@ public struct SessionService: Sendable {
     /// Opens a session on `device` (pending approval). A disabled device is 409.
     public func open(device: Device, reason: String, by caller: Caller) async throws -> DiagnosticSession {
         let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...Self.maxReasonLength).contains(reason.count) else { throw Problem.invalid("reason must be 1...\(Self.maxReasonLength) characters") }
+        guard (1...Self.maxReasonLength).contains(reason.unicodeScalars.count) else { throw Problem.invalid("reason must be 1...\(Self.maxReasonLength) characters") }
         guard !reason.unicodeScalars.contains(where: { $0.value == 0 }) else { throw Problem.invalid("reason must not contain NUL") }
         guard device.state != .disabled else { throw Problem.illegalTransition("the device is disabled", state: device.state.rawValue) }
         guard let requester = caller.userID ?? caller.actorID.flatMap(UUID.init(uuidString:)) else {
@@ -119,7 +119,7 @@ public struct SessionService: Sendable {
 
     static func checkedNote(_ note: String?) throws(Problem) -> String? {
         guard let note else { return nil }
-        guard note.count <= maxNoteLength else { throw .invalid("note is longer than \(maxNoteLength) characters") }
+        guard note.unicodeScalars.count <= maxNoteLength else { throw .invalid("note is longer than \(maxNoteLength) characters") }
         guard !note.unicodeScalars.contains(where: { $0.value == 0 }) else { throw .invalid("note must not contain NUL") }
         return note.isEmpty ? nil : note
     }

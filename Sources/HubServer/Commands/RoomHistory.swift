@@ -16,8 +16,8 @@ struct RoomHistory: RoomEventSink {
     static func stream(_ room: String) -> String { "room:" + room }
 
     func emit(_ event: RoomEvent) async {
-        let at = Int64(Date().timeIntervalSince1970 * 1000)
-        let payload = Array(("{\"event\":\"" + event.name + "\",\"data\":" + event.data + ",\"at\":" + String(at) + "}").utf8)
+        let at = WireTime.format(Date()) ?? ""
+        let payload = Array(("{\"event\":\"" + event.name + "\",\"data\":" + event.data + ",\"at\":\"" + at + "\"}").utf8)
         for room in event.rooms {
             do {
                 _ = try await streams.append(Self.stream(room), payload, maxLength: maxLength, ttl: ttl)
