@@ -96,7 +96,6 @@ public struct CommandService: Sendable {
     private func decide(_ command: CommandRecord, org: Org, note: String?, by caller: Caller, approve: Bool) async throws -> CommandRecord {
         guard let approver = caller.userID else { throw Problem.forbidden("approvals are made by people: sign in as a user") }
         let note = try SessionService.checkedNote(note)
-        if approve && org.requireDistinctApprover && command.proposedBy == approver.lowercasedString { throw Problem.fourEyes("command") }
         guard command.state == .pendingApproval else {
             throw Problem.illegalTransition("the command is \(command.state.rawValue), not pending_approval", state: command.state.rawValue)
         }
@@ -105,6 +104,7 @@ public struct CommandService: Sendable {
             _ = try await expirePending(command, now: now)
             throw Problem.illegalTransition("the command's TTL passed", state: CommandState.expired.rawValue)
         }
+        if approve && org.requireDistinctApprover && command.proposedBy == approver.lowercasedString { throw Problem.fourEyes("command") }
         if approve, let session = try await context.records.session(id: command.sessionID), session.state != .active {
             throw Problem.illegalTransition("the command's session is \(session.state.rawValue)", state: command.state.rawValue)
         }

@@ -43,7 +43,10 @@ public struct QueueKeeper: Sendable {
             context.logger.warning("the hot queue's marker is missing; claims pause until it is rebuilt from the records")
         }
         context.gate.set(false)
-        guard try await context.keyValue.setIfAbsent(Self.lockKey, Array(nodeID.utf8), ttl: Self.lockTTL) else { return false }
+        guard try await context.keyValue.setIfAbsent(Self.lockKey, Array(nodeID.utf8), ttl: Self.lockTTL) else {
+            context.logger.debug("another node rebuilds the hot queue; waiting for its marker")
+            return false
+        }
         do {
             let count = try await rebuild()
             try await context.keyValue.set(Self.markerKey, Array(nodeID.utf8), ttl: nil)

@@ -64,12 +64,16 @@ public struct SessionService: Sendable {
     private func decide(_ session: DiagnosticSession, org: Org, note: String?, by caller: Caller, to state: SessionState) async throws -> DiagnosticSession {
         guard let approver = caller.userID else { throw Problem.forbidden("approvals are made by people: sign in as a user") }
         let note = try Self.checkedNote(note)
-        if state == .active && org.requireDistinctApprover && session.requestedBy == approver { throw Problem.fourEyes("session") }
+        // The state first: a decided or expired session answers 409 to anyone.
+        guard session.state == .pendingApproval else {
+            throw Problem.illegalTransition("the session is \(session.state.rawValue), not pending_approval", state: session.state.rawValue)
+        }
         let now = Date.storeNow()
-        if session.state == .pendingApproval, let deadline = session.expiresAt, deadline <= now {
+        if let deadline = session.expiresAt, deadline <= now {
             _ = try await expire(session, now: now)
             throw Problem.illegalTransition("the session's approval deadline passed", state: SessionState.expired.rawValue)
         }
+        if state == .active && org.requireDistinctApprover && session.requestedBy == approver { throw Problem.fourEyes("session") }
         let change = SessionChange(state: state, decidedBy: approver, decidedAt: now, decisionNote: note, updatedAt: now)
         let decided: DiagnosticSession
         switch try await context.records.updateSession(id: session.id, expected: [.pendingApproval], change: change) {

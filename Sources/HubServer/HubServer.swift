@@ -57,6 +57,9 @@ public final class HubServer: @unchecked Sendable {
         services.add(identity)
         commands = CommandsLayer(config: config, loops: group.loops, dataStores: dataStores, connections: deviceConnections,
                                  registry: registry, logger: logger)
+        // Not ready while the hot queue is not known to be whole (at start, and while it is
+        // rebuilt after Redis lost it): devices would claim from a partial queue.
+        readiness.add(Check(name: "queue") { [gate = commands.gate] in gate.isOpen })
         services.add(commands)
         OperationsEndpoints.install(on: application, readiness: readiness)
         OperationsEndpoints.installProcessCollector(on: registry)
