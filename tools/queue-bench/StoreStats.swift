@@ -68,9 +68,9 @@ enum StoreStats {
     }
 
     /// Deltas of two PostgreSQL snapshots divided by `per` (commands), as JSON pairs.
-    static func pgPerCommand(_ a: [String: Double]?, _ b: [String: Double]?, per: Int) -> [(String, Any?)]? {
+    static func pgPerCommand(_ a: [String: Double]?, _ b: [String: Double]?, per: Double) -> [(String, Any?)]? {
         guard let a, let b, per > 0 else { return nil }
-        return pgFields.map { f in ("\(f)_per_command", ((b[f] ?? 0) - (a[f] ?? 0)) / Double(per)) }
+        return [("commands_counted", per)] + pgFields.map { f in ("\(f)_per_command", ((b[f] ?? 0) - (a[f] ?? 0)) / per) }
     }
 
     // MARK: Redis
@@ -79,7 +79,7 @@ enum StoreStats {
     static func redisSnapshot(_ url: String) -> [String: Double]? {
         guard let text = run(["redis-cli", "-u", url, "info", "commandstats"]) else { return nil }
         var out: [String: Double] = [:]
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) where line.hasPrefix("cmdstat_") {
+        for line in text.split(whereSeparator: { $0.isNewline }) where line.hasPrefix("cmdstat_") {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let name = String(line[line.index(line.startIndex, offsetBy: 8)..<colon])
             for field in line[line.index(after: colon)...].split(separator: ",") where field.hasPrefix("calls=") {
@@ -89,11 +89,11 @@ enum StoreStats {
         return out
     }
 
-    static func redisPerCommand(_ a: [String: Double]?, _ b: [String: Double]?, per: Int) -> [(String, Any?)]? {
+    static func redisPerCommand(_ a: [String: Double]?, _ b: [String: Double]?, per: Double) -> [(String, Any?)]? {
         guard let a, let b, per > 0 else { return nil }
         return b.keys.sorted().compactMap { k in
-            let d = (b[k] ?? 0) - (a[k] ?? 0)
-            return d > 0 ? (k, d / Double(per)) : nil
+            let d = (b[k] ?? 0) - (a[k] ?? 0) - (k == "info" ? 1 : 0)   // our own INFO
+            return d > 0 ? (k, d / per) : nil
         }
     }
 }

@@ -121,10 +121,10 @@ struct Throughput: ParsableCommand {
     @Option(help: "Seconds of load before the measured window.") var warmup = 3.0
     @Option(help: "Seconds to wait after the window for the commands in flight to finish.") var drain = 15.0
 
-    static func perCommand(_ list: [[String: Any]], _ done: Int) -> [Any?] {
+    static func perCommand(_ list: [[String: Any]], _ done: Double) -> [Any?] {
         list.map { s -> Any? in
             let calls: Double = (s["calls"] as? NSNumber)?.doubleValue ?? 0
-            let perCommand: Double? = done > 0 ? calls / Double(done) : nil
+            let perCommand: Double? = done > 0 ? calls / done : nil
             let mean: Double? = (s["mean_ms"] as? NSNumber)?.doubleValue
             let total: Double? = (s["total_ms"] as? NSNumber)?.doubleValue
             let query: String? = s["query"] as? String
@@ -164,17 +164,27 @@ struct Throughput: ParsableCommand {
                     empty: fleet.total(.emptyClaims), hub: hubs.cpu, store: stores.cpu, me: selfCPUSeconds(),
                     pg: nil, redis: nil)
         }
-        var pgA: [String: Double]?, redisA: [String: Double]?
-        if let url = options.postgresUrl { pgA = StoreStats.pgSnapshot(url); _ = StoreStats.pgStatementsReset(url) }
-        if let url = options.redisUrl { redisA = StoreStats.redisSnapshot(url) }
+        // Each store reading is bracketed by the completed count just before and after it (the
+        // client programs take tens of milliseconds while commands keep flowing): the midpoint
+        // is the count a reading belongs to, so the per-command figures divide matching spans.
+        func bracketed<T>(_ body: () -> T) -> (value: T, at: Double) {
+            let c0 = fleet.total(.completed)
+            let v = body()
+            return (v, Double(c0 + fleet.total(.completed)) / 2)
+        }
+        var pgA: (value: [String: Double]?, at: Double)?, resetAt: (value: Bool, at: Double)?, redisA: (value: [String: Double]?, at: Double)?
+        if let url = options.postgresUrl { pgA = bracketed { StoreStats.pgSnapshot(url) }; resetAt = bracketed { StoreStats.pgStatementsReset(url) } }
+        if let url = options.redisUrl { redisA = bracketed { StoreStats.redisSnapshot(url) } }
         control.recording.store(true, ordering: .relaxed)
         let a = read()
         Thread.sleep(forTimeInterval: seconds)
         let b = read()
         control.recording.store(false, ordering: .relaxed)
-        var pgB: [String: Double]?, redisB: [String: Double]?, statements: [[String: Any]]?
-        if let url = options.postgresUrl { pgB = StoreStats.pgSnapshot(url); statements = StoreStats.pgStatements(url) }
-        if let url = options.redisUrl { redisB = StoreStats.redisSnapshot(url) }
+        var pgB: (value: [String: Double]?, at: Double)?, statements: (value: [[String: Any]]?, at: Double)?, redisB: (value: [String: Double]?, at: Double)?
+        if let url = options.redisUrl { redisB = bracketed { StoreStats.redisSnapshot(url) } }
+        if let url = options.postgresUrl { pgB = bracketed { StoreStats.pgSnapshot(url) }; statements = bracketed { StoreStats.pgStatements(url) } }
+        func span(_ x: Double?, _ y: Double?) -> Double { if let x, let y { return y - x }; return 0 }
+        let pgSpan = span(pgA?.at, pgB?.at), statementSpan = span(resetAt?.at, statements?.at), redisSpan = span(redisA?.at, redisB?.at)
         control.stopping.store(true, ordering: .relaxed)
 
         // Drain: every proposed command must come back as a result.
@@ -208,9 +218,9 @@ struct Throughput: ParsableCommand {
             ("hub_cpu_seconds", hubCPU), ("hub_cpu_us_per_command", hubCPU.map { done > 0 ? $0 * 1e6 / Double(done) : .infinity }),
             ("store_cpu_seconds", storeCPU), ("store_cpu_us_per_command", storeCPU.map { done > 0 ? $0 * 1e6 / Double(done) : .infinity }),
             ("client_cpu_seconds", b.me - a.me),
-            ("postgres", StoreStats.pgPerCommand(pgA, pgB, per: done)),
-            ("postgres_statements_per_command", statements.map { Self.perCommand($0, done) }),
-            ("redis_calls_per_command", StoreStats.redisPerCommand(redisA, redisB, per: done)),
+            ("postgres", StoreStats.pgPerCommand(pgA?.value, pgB?.value, per: pgSpan)),
+            ("postgres_statements_per_command", statements?.value.map { Self.perCommand($0, statementSpan) }),
+            ("redis_calls_per_command", StoreStats.redisPerCommand(redisA?.value, redisB?.value, per: redisSpan)),
             ("total_proposed", fleet.total(.proposed)), ("total_completed", fleet.total(.completed)),
             ("claim_retries", fleet.total(.retries)), ("unfinished_after_drain", left),
             ("errors", Problems.count), ("first_errors", Problems.list),
