@@ -176,9 +176,11 @@ struct Throughput: ParsableCommand {
         if let url = options.postgresUrl { pgA = bracketed { StoreStats.pgSnapshot(url) }; resetAt = bracketed { StoreStats.pgStatementsReset(url) } }
         if let url = options.redisUrl { redisA = bracketed { StoreStats.redisSnapshot(url) } }
         control.recording.store(true, ordering: .relaxed)
+        let threadsA = hubs.threads, storesA = stores.processes
         let a = read()
         Thread.sleep(forTimeInterval: seconds)
         let b = read()
+        let threadsB = hubs.threads, storesB = stores.processes
         control.recording.store(false, ordering: .relaxed)
         var pgB: (value: [String: Double]?, at: Double)?, statements: (value: [[String: Any]]?, at: Double)?, redisB: (value: [String: Double]?, at: Double)?
         if let url = options.redisUrl { redisB = bracketed { StoreStats.redisSnapshot(url) } }
@@ -218,6 +220,8 @@ struct Throughput: ParsableCommand {
             ("hub_cpu_seconds", hubCPU), ("hub_cpu_us_per_command", hubCPU.map { done > 0 ? $0 * 1e6 / Double(done) : .infinity }),
             ("store_cpu_seconds", storeCPU), ("store_cpu_us_per_command", storeCPU.map { done > 0 ? $0 * 1e6 / Double(done) : .infinity }),
             ("client_cpu_seconds", b.me - a.me),
+            ("hub_thread_utilization", threadUtilization(threadsA, threadsB, seconds: elapsed)),
+            ("store_process_utilization", threadUtilization(storesA, storesB, seconds: elapsed)),
             ("postgres", StoreStats.pgPerCommand(pgA?.value, pgB?.value, per: pgSpan)),
             ("postgres_statements_per_command", statements?.value.map { Self.perCommand($0, statementSpan) }),
             ("redis_calls_per_command", StoreStats.redisPerCommand(redisA?.value, redisB?.value, per: redisSpan)),
