@@ -199,7 +199,7 @@ struct RecordCommandQueueConformanceTests {
             // Paging a filtered list by seq: every matching command once, in order.
             var paged: [CommandRecord] = []
             var after: Int64 = 0
-            while true {
+            for _ in 0..<100 {
                 let page = try await store.commands(sessionID: f.session.id, states: [.queued, .pendingApproval], afterSeq: after, limit: 2)
                 if page.isEmpty { break }
                 #expect(page.count <= 2)

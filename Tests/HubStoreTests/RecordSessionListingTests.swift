@@ -13,17 +13,20 @@ struct RecordSessionListingTests {
         return a.id.uuidString.lowercased() > b.id.uuidString.lowercased()
     }
 
-    /// Every page of `sessions(...)` with `limit`, following the cursor, concatenated.
+    /// Every page of `sessions(...)` with `limit`, following the cursor, concatenated; at most
+    /// 100 pages, so that a cursor that does not advance fails the test instead of hanging it.
     static func allPages(_ store: any RecordStore, orgID: UUID, states: Set<SessionState>?, deviceID: UUID?, limit: Int) async throws -> [DiagnosticSession] {
         var out: [DiagnosticSession] = []
         var cursor: (createdAt: Date, id: UUID)?
-        while true {
+        for _ in 0..<100 {
             let page = try await store.sessions(orgID: orgID, states: states, deviceID: deviceID, before: cursor, limit: limit)
             #expect(page.count <= limit)
             out += page
             guard let last = page.last, page.count == limit else { return out }
             cursor = (last.createdAt, last.id)
         }
+        Issue.record("still paging after 100 pages of \(limit)")
+        return out
     }
 
     @Test(arguments: Backend.allCases)
