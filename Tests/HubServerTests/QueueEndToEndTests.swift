@@ -395,3 +395,23 @@ final class DeviceSocketQueueTests: XCTestCase {
         XCTAssertEqual(record?.outputSummary, "ok")
     }
 }
+
+/// A drain does not wait for long polls: they answer at once with what there is.
+final class QueueDrainTests: XCTestCase {
+    func testDrainEndsLongPolls() async throws {
+        let hub = try await IdentityTestHub(.embedded)
+        let f = try QueueFixture(hub)
+        var polled: TestClient.Response?
+        let poller = Thread { polled = try? TestClient(port: hub.port).request("POST", "/api/v1/device/commands/claim",
+            headers: ["Authorization": "Bearer \(f.deviceToken)", "Content-Type": "application/json"], body: #"{"wait_seconds":20}"#) }
+        poller.start()
+        usleep(500_000)
+        let started = Date()
+        XCTAssertTrue(hub.server.drain(gracePeriod: 15), "drained cleanly")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "the long poll did not hold the drain")
+        XCTAssertTrue(try QueueFixture.eventually(timeout: 2) { polled != nil })
+        XCTAssertEqual(polled?.status, 200)
+        XCTAssertEqual((polled?.json?["commands"] as? [Any])?.count, 0)
+        hub.stop()
+    }
+}

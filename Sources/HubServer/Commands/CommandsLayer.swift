@@ -19,6 +19,7 @@ final class CommandsLayer: HubService, @unchecked Sendable {
     let waiters: ClaimWaiters
     let gate = QueueGate()
     private let dataStores: DataStores
+    private let application: HTTPApplication
     private let connections: DeviceConnections
     private let metrics: QueueMetrics
     private let logger: Logger
@@ -32,8 +33,10 @@ final class CommandsLayer: HubService, @unchecked Sendable {
     private var jobs: [PeriodicService] = []
     private var nodeChannel: ChannelSubscriber?
 
-    init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, connections: DeviceConnections, registry: MetricsRegistry, logger: Logger) {
+    init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, application: HTTPApplication, connections: DeviceConnections,
+         registry: MetricsRegistry, logger: Logger) {
         self.config = config
+        self.application = application
         self.loops = loops
         self.dataStores = dataStores
         self.connections = connections
@@ -43,6 +46,8 @@ final class CommandsLayer: HubService, @unchecked Sendable {
     }
 
     var nodeID: String { config.nodeID }
+    /// Set when the hub drains: long polls stop waiting.
+    var draining: Bool { application.draining.load(ordering: .relaxed) }
 
     func start() async throws {
         guard let stores = dataStores.stores else { throw ConfigError(message: "commands: the stores did not start") }
