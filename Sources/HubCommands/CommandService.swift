@@ -121,8 +121,10 @@ public struct CommandService: Sendable {
         case .notFound: throw Problem.missing("command")
         }
         context.metrics.approvalWait.observe(nanoseconds: Int(max(0, now.timeIntervalSince(command.createdAt)) * 1e9), shard: QueueMetrics.shard)
-        try await context.audit.record(approve ? .commandApprove : .commandReject, by: caller, orgID: command.orgID, target: .command(command.id))
+        // The device first (the approval's latency is what a person waits for), then the audit
+        // entry, whose failure still fails the request (the change stands either way).
         if approve { await context.enqueueAndWake(decided) }
+        try await context.audit.record(approve ? .commandApprove : .commandReject, by: caller, orgID: command.orgID, target: .command(command.id))
         await context.emit(DomainEvents.commandStatus(decided))
         await context.emit(DomainEvents.approvalDecided(subject: "command", id: decided.id, sessionID: decided.sessionID, deviceID: decided.deviceID,
                                                         orgID: decided.orgID, decision: approve ? "approved" : "rejected", decidedBy: approver))
