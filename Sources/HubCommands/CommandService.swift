@@ -138,10 +138,13 @@ public struct CommandService: Sendable {
         let now = Date.storeNow()
         let detail = note.map { WireText.object([("note", WireText.quoted($0))]) } ?? "{}"
         let change = CommandChange(state: .canceled, lease: .clear, finishedAt: now, updatedAt: now)
-        let event = CommandEvent(commandID: command.id, event: "canceled", toState: .canceled, actor: caller.actorID, detail: detail, at: now)
+        let unfinished: [CommandState] = [.pendingApproval, .queued, .claimed]
+        let from = (command.state.isTerminal ? [] : [command.state]) + unfinished.filter { $0 != command.state }
+        let update = try await context.update(command.id, from: from, change: change) { previous in
+            CommandEvent(commandID: command.id, event: "canceled", fromState: previous, toState: .canceled, actor: caller.actorID, detail: detail, at: now)
+        }
         let canceled: CommandRecord
-        switch try await context.records.updateCommand(id: command.id, where: CommandCondition(states: [.pendingApproval, .queued, .claimed]),
-                                                       change: change, event: event) {
+        switch update {
         case .updated(let c): canceled = c
         case .conflict(let current): throw Problem.illegalTransition("the command already ended as \(current.state.rawValue)", state: current.state.rawValue)
         case .notFound: throw Problem.missing("command")

@@ -67,7 +67,9 @@ final class CommandsLayer: HubService, @unchecked Sendable {
         // Rebuild (or find built) before serving, so a restarted embedded hub claims from its
         // whole queue; with Redis away, the keeper job keeps trying and claims wait.
         do { try await keeper.check() } catch {
-            logger.warning("queue check at start failed; retrying in the background", metadata: ["error": .string("\(error)")])
+            // Usually PostgreSQL still migrating, or a store not up yet: `/readyz` says "queue"
+            // until the keeper job succeeds.
+            logger.info("queue not checked yet at start; the keeper retries every 500 ms", metadata: ["error": .string("\(error)")])
         }
         if distributed {
             let router = self.router!, log = logger
