@@ -80,10 +80,15 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Atomics", package: "swift-atomics"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath + [.swiftLanguageMode(.v6)]),
+        // The command queue with human approval (Swift 6 mode): diagnostic sessions, commands,
+        // leases, the reaper and the rebuild of the hot queue from the records (docs/queue.md).
+        .target(name: "HubCommands", dependencies: [
+            "HubStore", "HubAuth", "HubHTTP", "HubIO", "HubTelemetry", .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: [.swiftLanguageMode(.v6)]),
         // Endpoints, configuration, connection shell, lifecycle.
         .target(name: "HubServer", dependencies: [
             "HubIO", "HubHTTP", "HubTelemetry", "HubWebSocket", "HubWebSocketIO",
-            "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubStore", "HubAuth", "HubHTTPClient",
+            "HubRedis", "HubPostgres", "HubSQLite", "HubMigrations", "HubStore", "HubAuth", "HubHTTPClient", "HubCommands",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: hotPath, plugins: ["BuildInfoPlugin"]),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),

@@ -30,6 +30,9 @@ public struct Problem: Error, Codable, Equatable, Hashable, Sendable, CustomStri
     /// Sent as `Retry-After` (seconds) by the server edge, not in the body: rate limits, full
     /// queues, dependencies that are briefly away.
     public var retryAfterSeconds: Int?
+    /// The current state of the record a 409 refused to change (`claimed`, `canceled` ...), so
+    /// a client can act without another request.
+    public var state: String?
 
     /// Media type to send in `Content-Type`.
     public static let contentType = "application/problem+json"
@@ -38,7 +41,7 @@ public struct Problem: Error, Codable, Equatable, Hashable, Sendable, CustomStri
     public static let typeBase = "https://devicehub.dev/problems/"
 
     enum CodingKeys: String, CodingKey {
-        case type, title, status, code, detail, instance
+        case type, title, status, code, detail, instance, state
         case requestID = "request_id"
     }
 
@@ -52,6 +55,7 @@ public struct Problem: Error, Codable, Equatable, Hashable, Sendable, CustomStri
         self.instance = nil
         self.requestID = nil
         self.retryAfterSeconds = nil
+        self.state = nil
     }
 
     /// The response to a request the parser rejected: same status, code and detail.

@@ -30,6 +30,8 @@ public final class HubServer: @unchecked Sendable {
     public let services: ServiceGroup
     /// Identity: device credentials, API keys, Supabase JWTs, the guard stages.
     let identity: IdentityLayer
+    /// The command queue with human approval: sessions, commands, leases, reaper, rebuild.
+    let commands: CommandsLayer
     /// The device sockets this node holds.
     public let deviceConnections: DeviceConnections
     /// The data layer the domain uses (embedded or Redis + PostgreSQL), once `start` has run.
@@ -53,22 +55,32 @@ public final class HubServer: @unchecked Sendable {
         identity = IdentityLayer(config: config, loops: group.loops, dataStores: dataStores, application: application,
                                  deviceConnections: deviceConnections, registry: registry, logger: logger)
         services.add(identity)
+        commands = CommandsLayer(config: config, loops: group.loops, dataStores: dataStores, connections: deviceConnections,
+                                 registry: registry, logger: logger)
+        // Not ready while the hot queue is not known to be whole (at start, and while it is
+        // rebuilt after Redis lost it): devices would claim from a partial queue.
+        readiness.add(Check(name: "queue") { [gate = commands.gate] in gate.isOpen })
+        services.add(commands)
         OperationsEndpoints.install(on: application, readiness: readiness)
         OperationsEndpoints.installProcessCollector(on: registry)
-        Self.installIdentityEndpoints(application: application, identity: identity, dataStores: dataStores)
+        Self.installDomainEndpoints(application: application, identity: identity, commands: commands, dataStores: dataStores, nodeID: config.nodeID)
     }
 
     public var loops: [EventLoop] { group.loops }
 
-    /// The identity routes: admin API, customer orgs and devices, device registration and
-    /// auth, and both sockets.
-    private static func installIdentityEndpoints(application: HTTPApplication, identity: IdentityLayer, dataStores: DataStores) {
-        let presence = DevicePresence { [dataStores] in dataStores.stores?.keyValue }
+    /// The domain's routes: admin API, customer orgs, devices, sessions and commands, the
+    /// device's registration, auth and queue, and both sockets.
+    private static func installDomainEndpoints(application: HTTPApplication, identity: IdentityLayer, commands: CommandsLayer,
+                                               dataStores: DataStores, nodeID: String) {
+        let presence = DevicePresence(nodeID: nodeID) { [dataStores] in dataStores.stores?.keyValue }
         let settings = WebSocketSettings()
         let policy = HandshakePolicy()
         AdminEndpoints.install(on: application, identity: identity)
         CustomerEndpoints.install(on: application, identity: identity, presence: presence)
-        DeviceEndpoints.install(on: application, identity: identity, presence: presence, settings: settings, policy: policy)
+        DeviceEndpoints.install(on: application, identity: identity, commands: commands, presence: presence, settings: settings, policy: policy)
+        SessionEndpoints.install(on: application, layer: commands)
+        CommandEndpoints.install(on: application, layer: commands, identity: identity)
+        DeviceCommandEndpoints.install(on: application, layer: commands)
         CustomerSocketEndpoint.install(on: application, identity: identity, settings: settings, policy: policy)
     }
 

@@ -96,8 +96,27 @@ public struct ServerConfig: Sendable {
     /// Seconds a `/ws/customer` socket opened without `Authorization` has to send its `auth`
     /// message before it is closed with `auth_failed`.
     public var customerAuthDeadline: Double = 10
+    /// This process's name among the hub's nodes: presence records it and other nodes address
+    /// device wake-ups to it (`node:<id>`). Unique per running process; the default is the
+    /// host name and process id.
+    public var nodeID: String = ServerConfig.defaultNodeID()
+    /// Seconds a diagnostic session may wait for approval before it expires.
+    public var sessionApprovalTTL: Double = 3600
+    /// Unfinished commands one device may have before proposals get 429 `queue_full`.
+    public var deviceQueueCap = 1000
+    /// Seconds between reaper passes (lapsed leases, dead letters, expiries).
+    public var reaperInterval: Double = 1
+    /// Seconds between checks of every unfinished record against the hot queue.
+    public var queueReconcileInterval: Double = 300
 
     public init() {}
+
+    /// `<hostname>-<pid>`: unique among the processes of one host, readable in logs.
+    static func defaultNodeID() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&name, name.count) == 0 ? String(cString: name) : "node"
+        return String((host.isEmpty ? "node" : host).prefix(64)) + "-" + String(getpid())
+    }
 
     var parserLimits: HTTPParserLimits {
         var l = HTTPParserLimits()
@@ -141,6 +160,12 @@ public struct ServerConfig: Sendable {
         try check((1...10_000_000).contains(requestsPerMinute), "--requests-per-minute must be 1...10000000")
         try check(jwtLeeway >= 0 && jwtLeeway <= 300, "--jwt-leeway must be 0...300 seconds")
         try check(customerAuthDeadline > 0 && customerAuthDeadline <= 300, "--customer-auth-deadline must be in (0, 300] seconds")
+        try check((1...128).contains(nodeID.utf8.count) && nodeID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }),
+                  "--node-id must be 1...128 printable ASCII characters without spaces")
+        try check(sessionApprovalTTL >= 1 && sessionApprovalTTL <= 30 * 86_400, "--session-approval-ttl must be 1...2592000 seconds")
+        try check((1...1_000_000).contains(deviceQueueCap), "--device-queue-cap must be 1...1000000")
+        try check(reaperInterval >= 0.05 && reaperInterval <= 60, "--reaper-interval must be 0.05...60 seconds")
+        try check(queueReconcileInterval >= 1 && queueReconcileInterval <= 86_400, "--queue-reconcile-interval must be 1...86400 seconds")
         try check(shutdownGracePeriod >= 0 && shutdownGracePeriod <= 3600, "--shutdown-grace-period must be 0...3600 seconds")
         if tlsEnabled {
             guard let cert = tlsCertificateFile, let key = tlsPrivateKeyFile else {

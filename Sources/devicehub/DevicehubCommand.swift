@@ -88,6 +88,16 @@ struct DevicehubCommand: ParsableCommand {
     var jwtLeeway = ServerConfig().jwtLeeway
     @Option(help: "Seconds a /ws/customer socket without Authorization has to send its auth message.")
     var customerAuthDeadline = ServerConfig().customerAuthDeadline
+    @Option(help: "This node's id among the hub's processes (unique per process; default: hostname-pid).")
+    var nodeId: String?
+    @Option(help: "Seconds a diagnostic session may wait for approval before it expires.")
+    var sessionApprovalTtl = ServerConfig().sessionApprovalTTL
+    @Option(help: "Unfinished commands per device before proposals get 429 queue_full.")
+    var deviceQueueCap = ServerConfig().deviceQueueCap
+    @Option(help: "Seconds between reaper passes (lapsed leases, dead letters, expiries).")
+    var reaperInterval = ServerConfig().reaperInterval
+    @Option(help: "Seconds between checks of every unfinished command record against the hot queue.")
+    var queueReconcileInterval = ServerConfig().queueReconcileInterval
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -133,6 +143,11 @@ struct DevicehubCommand: ParsableCommand {
         c.requestsPerMinute = requestsPerMinute
         c.jwtLeeway = jwtLeeway
         c.customerAuthDeadline = customerAuthDeadline
+        if let nodeId { c.nodeID = nodeId }
+        c.sessionApprovalTTL = sessionApprovalTtl
+        c.deviceQueueCap = deviceQueueCap
+        c.reaperInterval = reaperInterval
+        c.queueReconcileInterval = queueReconcileInterval
         return c
     }
 

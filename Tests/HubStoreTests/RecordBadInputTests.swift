@@ -108,8 +108,8 @@ struct RecordBadInputTests {
             }
             #expect(try await store.org(slug: "over") == nil)
             #expect(try await store.devices(orgID: f.org.id, state: nil, after: nil, limit: 100).count == 2)
-            #expect(try await store.sessions(orgID: f.org.id, states: nil, limit: 100).count == 2)
-            #expect(try await store.commands(sessionID: f.session.id, afterSeq: 0, limit: 100).count == 1)
+            #expect(try await store.sessions(orgID: f.org.id, states: nil, deviceID: nil, before: nil, limit: 100).count == 2)
+            #expect(try await store.commands(sessionID: f.session.id, states: nil, afterSeq: 0, limit: 100).count == 1)
             #expect(try await store.commandEvents(commandID: c.id).count == 1)
             #expect(try await store.audit(orgID: nil, beforeID: nil, limit: 100).count == 1)
             #expect(try await store.device(id: device.id)?.name == name200)
@@ -159,8 +159,8 @@ struct RecordBadInputTests {
             #expect(try await store.org(slug: "n2") == nil)
             #expect(try await store.devices(orgID: f.org.id, state: nil, after: nil, limit: 100).map(\.id) == [f.device.id])
             #expect(try await store.device(id: f.device.id) == f.device)
-            #expect(try await store.sessions(orgID: f.org.id, states: nil, limit: 100) == [f.session])
-            #expect(try await store.commands(sessionID: f.session.id, afterSeq: 0, limit: 100).map(\.id) == [c.id])
+            #expect(try await store.sessions(orgID: f.org.id, states: nil, deviceID: nil, before: nil, limit: 100) == [f.session])
+            #expect(try await store.commands(sessionID: f.session.id, states: nil, afterSeq: 0, limit: 100).map(\.id) == [c.id])
             #expect(try await store.command(id: c.id)?.canonical == c.canonical)
             #expect(try await store.commandEvents(commandID: c.id).isEmpty)
             #expect(try await store.logLines(commandID: c.id, afterSeq: -1, limit: 100).isEmpty, "a batch with one bad line is refused whole")
@@ -198,7 +198,7 @@ struct RecordBadInputTests {
                 #expect(e?.isInvalidArgument == true, "\(what): \(String(describing: e))")
             }
             #expect(try await store.devices(orgID: f.org.id, state: nil, after: nil, limit: 100) == [f.device])
-            #expect(try await store.commands(sessionID: f.session.id, afterSeq: 0, limit: 100).map(\.canonical) == [c.canonical])
+            #expect(try await store.commands(sessionID: f.session.id, states: nil, afterSeq: 0, limit: 100).map(\.canonical) == [c.canonical])
             #expect(try await store.commandEvents(commandID: c.id).isEmpty)
             #expect(try await store.audit(orgID: nil, beforeID: nil, limit: 100).isEmpty)
         }

@@ -47,11 +47,11 @@ struct RecordCommandConformanceTests {
             }
             #expect(inserted.map(\.seq) == inserted.map(\.seq).sorted())
             #expect(Set(inserted.map(\.seq)).count == inserted.count)
-            let page1 = try await store.commands(sessionID: f.session.id, afterSeq: 0, limit: 3)
+            let page1 = try await store.commands(sessionID: f.session.id, states: nil, afterSeq: 0, limit: 3)
             #expect(page1.map(\.id) == inserted.prefix(3).map(\.id))
-            let page2 = try await store.commands(sessionID: f.session.id, afterSeq: page1.last!.seq, limit: 100)
+            let page2 = try await store.commands(sessionID: f.session.id, states: nil, afterSeq: page1.last!.seq, limit: 100)
             #expect(page2.map(\.id) == inserted.dropFirst(3).map(\.id))
-            #expect(try await store.commands(sessionID: UUID(), afterSeq: 0, limit: 10).isEmpty)
+            #expect(try await store.commands(sessionID: UUID(), states: nil, afterSeq: 0, limit: 10).isEmpty)
 
             let unfinished = try await store.unfinishedCommands(afterSeq: 0, limit: 10)
             #expect(unfinished.map(\.id) == [inserted[0], inserted[2], inserted[4]].map(\.id))

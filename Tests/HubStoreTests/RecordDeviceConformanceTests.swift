@@ -192,11 +192,11 @@ struct RecordDeviceConformanceTests {
             let later = DiagnosticSession(orgID: f.org.id, deviceID: f.device.id, requestedBy: UUID(), reason: "later", createdAt: at(baseMillis + 200))
             try await store.insertSession(later)
 
-            #expect(try await store.sessions(orgID: f.org.id, states: nil, limit: 10).map(\.id) == [later.id, full.id, f.session.id])
-            #expect(try await store.sessions(orgID: f.org.id, states: nil, limit: 2).map(\.id) == [later.id, full.id])
-            #expect(try await store.sessions(orgID: f.org.id, states: [.pendingApproval], limit: 10).map(\.id) == [later.id, f.session.id])
-            #expect(try await store.sessions(orgID: f.org.id, states: [.rejected, .closed], limit: 10).map(\.id) == [full.id])
-            #expect(try await store.sessions(orgID: f.org.id, states: [], limit: 10).isEmpty)
+            #expect(try await store.sessions(orgID: f.org.id, states: nil, deviceID: nil, before: nil, limit: 10).map(\.id) == [later.id, full.id, f.session.id])
+            #expect(try await store.sessions(orgID: f.org.id, states: nil, deviceID: nil, before: nil, limit: 2).map(\.id) == [later.id, full.id])
+            #expect(try await store.sessions(orgID: f.org.id, states: [.pendingApproval], deviceID: nil, before: nil, limit: 10).map(\.id) == [later.id, f.session.id])
+            #expect(try await store.sessions(orgID: f.org.id, states: [.rejected, .closed], deviceID: nil, before: nil, limit: 10).map(\.id) == [full.id])
+            #expect(try await store.sessions(orgID: f.org.id, states: [], deviceID: nil, before: nil, limit: 10).isEmpty)
 
             let unknownDevice = await storeError { try await store.insertSession(DiagnosticSession(orgID: f.org.id, deviceID: UUID(), requestedBy: UUID(), reason: "x")) }
             #expect(unknownDevice?.isInvalidArgument == true)

@@ -12,6 +12,7 @@ public enum APIKeyScope: String, Sendable, CaseIterable {
     case devicesWrite = "devices:write"
     case commandsPropose = "commands:propose"
     case sessionsRead = "sessions:read"
+    case sessionsWrite = "sessions:write"
 }
 
 /// Who a valid API key speaks for.

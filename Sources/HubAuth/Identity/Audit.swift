@@ -2,7 +2,7 @@ import Foundation
 import HubStore
 import Logging
 
-/// The audited identity actions (the plan's list; the `action` column holds the raw value).
+/// The audited actions (the plan's list; the `action` column holds the raw value).
 public enum AuditAction: String, Sendable, CaseIterable {
     case deviceProvision = "device.provision"
     case deviceRegister = "device.register"
@@ -18,6 +18,15 @@ public enum AuditAction: String, Sendable, CaseIterable {
     case memberRemove = "member.remove"
     case orgCreate = "org.create"
     case userAuthFailed = "user.auth_failed"
+    case sessionOpen = "session.open"
+    case sessionApprove = "session.approve"
+    case sessionReject = "session.reject"
+    case sessionClose = "session.close"
+    case sessionExpire = "session.expire"
+    case commandApprove = "command.approve"
+    case commandReject = "command.reject"
+    case commandCancel = "command.cancel"
+    case orgPolicy = "org.policy"
 }
 
 /// Appends audit entries, with one rule for what a failed write does:
@@ -97,4 +106,6 @@ public struct AuditTarget: Sendable, Equatable {
     public static func org(_ id: UUID) -> AuditTarget { AuditTarget(type: "org", id: id.lowercasedString) }
     public static func apiKey(_ id: UUID) -> AuditTarget { AuditTarget(type: "api_key", id: id.lowercasedString) }
     public static func member(_ userID: UUID) -> AuditTarget { AuditTarget(type: "user", id: userID.lowercasedString) }
+    public static func session(_ id: UUID) -> AuditTarget { AuditTarget(type: "session", id: id.lowercasedString) }
+    public static func command(_ id: UUID) -> AuditTarget { AuditTarget(type: "command", id: id.lowercasedString) }
 }

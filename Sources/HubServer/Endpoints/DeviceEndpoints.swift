@@ -10,7 +10,7 @@ import HubWebSocketIO
 /// device socket. Registration and auth are open routes (the credential is in the body); their
 /// failures are counted per IP and per code or device by the identity services.
 enum DeviceEndpoints {
-    static func install(on app: HTTPApplication, identity layer: IdentityLayer, presence: DevicePresence,
+    static func install(on app: HTTPApplication, identity layer: IdentityLayer, commands: CommandsLayer, presence: DevicePresence,
                         settings: WebSocketSettings, policy: HandshakePolicy) {
         struct Register: Decodable { var activation_code: String; var name: String?; var agent_version: String? }
         app.route(.post, "/api/v1/device/register", guard: .anonymous) { _, ctx in
@@ -52,7 +52,7 @@ enum DeviceEndpoints {
             guard case .device(let device) = ctx.principal, let token = bearerToken(request) else { throw Problem.unauthenticated() }
             return WebSocketUpgrade.respond(to: ctx, policy: policy, settings: settings) { _ in
                 DeviceSocket(device: device, token: token, registry: layer.deviceConnections, authority: authority,
-                             presence: presence, revalidateInterval: 60)
+                             presence: presence, revalidateInterval: 60, leases: { commands.leases })
             }
         }
     }

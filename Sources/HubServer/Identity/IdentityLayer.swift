@@ -12,9 +12,7 @@ import Logging
 /// devices' sockets on this node. It plugs the guard stages into the application.
 final class IdentityLayer: HubService, @unchecked Sendable {
     // @unchecked: every `var` below is written once in `start()`, before the listeners bind
-    // (the service group starts before `HubServer` accepts), and only read afterwards, except
-    // `controlSubscription`, written by the subscriber task, which `stop()` awaits before
-    // reading it.
+    // (the service group starts before `HubServer` accepts), and only read afterwards.
     let name = "identity"
     let config: ServerConfig
     let loops: [EventLoop]
@@ -35,7 +33,6 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     private let recentFailures: LoopLocal<RecentFailures>
     /// Per loop: device tokens validated within the last second.
     let deviceTokens: LoopLocal<RecentDeviceTokens>
-    private var controlSubscription: (any PubSubSubscription)?
 
     /// The pub/sub channel on which a node announces a device whose sockets must close.
     static let deviceControlChannel = "device-control"
@@ -76,43 +73,27 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     }
 
     func stop() async {
-        subscriber?.cancel()
-        await subscriber?.value
-        subscriber = nil
-        controlSubscription?.cancel()
-        controlSubscription = nil
+        await controlSubscriber?.stop()
+        controlSubscriber = nil
         await jwksRefresher?.stop()
     }
 
-    private var subscriber: Task<Void, Never>?
+    private var controlSubscriber: ChannelSubscriber?
 
-    /// Subscribes to the device-control channel, retrying every second while Redis is away: a
-    /// hub starts (and serves what it can) with its dependencies down.
+    /// Subscribes to the device-control channel: a revoked device's socket closes on whichever
+    /// node holds it.
     private func subscribeToDeviceControl() {
-        let connections = deviceConnections, log = logger, pubSub = stores.pubSub
-        subscriber = Task(executorPreference: loops[0]) { [weak self] in
-            var attempt = 0
-            while !Task.isCancelled {
-                do {
-                    let subscription = try await pubSub.subscribe(Self.deviceControlChannel) { message in
-                        guard let control = try? JSONDecoder().decode(DeviceControl.self, from: Data(message.payload)) else {
-                            log.warning("unreadable device control message", metadata: ["bytes": .stringConvertible(message.payload.count)])
-                            return
-                        }
-                        self?.forgetDeviceTokens(control.device_id)
-                        connections.close(deviceID: control.device_id, code: .forbidden, reason: control.reason)
-                    }
-                    self?.controlSubscription = subscription
-                    return
-                } catch {
-                    attempt += 1
-                    if attempt == 1 || attempt % 30 == 0 {
-                        log.warning("device-control subscription pending; retrying", metadata: ["error": .string("\(error)"), "attempt": .stringConvertible(attempt)])
-                    }
-                    try? await Task.sleep(for: .seconds(1))
-                }
+        let connections = deviceConnections, log = logger
+        let subscriber = ChannelSubscriber(channel: Self.deviceControlChannel, pubSub: stores.pubSub, loop: loops[0], logger: logger) { [weak self] message in
+            guard let control = try? JSONDecoder().decode(DeviceControl.self, from: Data(message.payload)) else {
+                log.warning("unreadable device control message", metadata: ["bytes": .stringConvertible(message.payload.count)])
+                return
             }
+            self?.forgetDeviceTokens(control.device_id)
+            connections.close(deviceID: control.device_id, code: .forbidden, reason: control.reason)
         }
+        subscriber.start()
+        controlSubscriber = subscriber
     }
 
     /// Closes the device's sockets on every node: locally at once, elsewhere through pub/sub

@@ -70,6 +70,17 @@ public final class DeviceConnections: @unchecked Sendable {
         }
     }
 
+    /// Sends a text message to the device's socket on whichever loop of this node holds it
+    /// (nothing when none does). Any thread.
+    public func send(deviceID: UUID, text: String) {
+        for loop in loops {
+            let table = tables[loop.index]
+            loop.execute {
+                table.byDevice[deviceID]?.connection.send(text: text)
+            }
+        }
+    }
+
     /// How many device sockets this node holds (reads each loop's table on that loop).
     public func count() async -> Int {
         var total = 0

@@ -7,21 +7,25 @@ import HubStore
 /// themselves within the TTL.
 ///
 /// This is the minimal form the device list needs; the rooms layer adds `device.status` events
-/// and the holding node's identity.
+/// 
 public struct DevicePresence: Sendable {
     let keyValue: @Sendable () -> (any KeyValueStore)?
     /// How long a presence lasts without a heartbeat: a bit over two heartbeat intervals.
     public let ttl: Duration
+    /// The node holding the socket: the value of the presence key, so that wake-ups for the
+    /// device go to that node only.
+    public let nodeID: String
 
-    public init(ttl: Duration = .seconds(90), keyValue: @escaping @Sendable () -> (any KeyValueStore)?) {
+    public init(ttl: Duration = .seconds(90), nodeID: String = "", keyValue: @escaping @Sendable () -> (any KeyValueStore)?) {
         self.ttl = ttl
+        self.nodeID = nodeID
         self.keyValue = keyValue
     }
 
     static func key(_ deviceID: UUID) -> String { "presence:" + deviceID.lowercasedString }
 
     public func markOnline(_ deviceID: UUID) async throws(StoreError) {
-        try await keyValue()?.set(Self.key(deviceID), [1], ttl: ttl)
+        try await keyValue()?.set(Self.key(deviceID), nodeID.isEmpty ? [1] : Array(nodeID.utf8), ttl: ttl)
     }
 
     public func markOffline(_ deviceID: UUID) async throws(StoreError) {

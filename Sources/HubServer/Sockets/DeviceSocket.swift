@@ -1,5 +1,6 @@
 import Foundation
 import HubAuth
+import HubCommands
 import HubIO
 import HubWebSocket
 import HubWebSocketIO
@@ -8,7 +9,8 @@ import HubWebSocketIO
 /// and a newer connection can close it), answers `heartbeat` and `ping`, and re-checks its
 /// token at most once per `revalidateInterval` on a heartbeat, so a revocation whose control
 /// message was lost (Redis pub/sub is at most once) still closes the socket within that time.
-/// The command and log messages arrive with the queue and rooms layers.
+/// Queue messages (claim, extend, release, progress, result) go to the lease service
+/// (`DeviceQueueMessage`); log messages arrive with the rooms layer.
 final class DeviceSocket: WebSocketDelegate {
     let device: DevicePrincipal
     private let token: String
@@ -16,14 +18,20 @@ final class DeviceSocket: WebSocketDelegate {
     private let authority: any SocketAuthority
     private let presence: DevicePresence
     private let revalidateInterval: UInt64
+    /// The queue's device side; nil until the commands service started.
+    private let leases: () -> LeaseService?
     private weak var ws: WebSocketConnection?
     private var registration: UInt64 = 0
     private var lastValidated: UInt64 = 0
     private var validating = false
+    /// Queue messages being answered; bounded so a device cannot pile up work on the hub.
+    private var inFlight = 0
+    static let maxInFlight = 32
 
     init(device: DevicePrincipal, token: String, registry: DeviceConnections, authority: any SocketAuthority,
-         presence: DevicePresence, revalidateInterval: Double) {
+         presence: DevicePresence, revalidateInterval: Double, leases: @escaping () -> LeaseService?) {
         self.device = device
+        self.leases = leases
         self.presence = presence
         self.token = token
         self.registry = registry
@@ -60,6 +68,25 @@ final class DeviceSocket: WebSocketDelegate {
                 heartbeat(id: message.id, ws: ws)
             case "ping":
                 ws.send(text: ServerMessage.ack(id: message.id, fields: [:]).json)
+            case let type where DeviceQueueMessage.types.contains(type):
+                guard let leases = leases() else {
+                    ws.send(text: ServerMessage.refused(id: message.id, code: "unavailable", message: "the queue is starting", state: nil).json)
+                    return
+                }
+                guard inFlight < Self.maxInFlight else {
+                    ws.send(text: ServerMessage.refused(id: message.id, code: "rate_limited",
+                                                        message: "at most \(Self.maxInFlight) queue messages in flight", state: nil).json)
+                    return
+                }
+                // Replies go out in completion order, each carrying its request's `id`.
+                inFlight += 1
+                let bytes = Array(text), deviceID = device.deviceID
+                Task(executorPreference: ws.channel.loop) { [weak self] in
+                    let reply = await DeviceQueueMessage.reply(to: bytes, device: deviceID, leases: leases)
+                    guard let self else { return }
+                    self.inFlight -= 1
+                    self.ws?.send(text: reply)
+                }
             default:
                 ws.send(text: ServerMessage.error(id: message.id, code: "unknown_type", message: "unknown message type \(message.type.prefix(64))").json)
             }

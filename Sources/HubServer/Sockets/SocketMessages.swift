@@ -45,6 +45,8 @@ enum ServerMessage: Error, Equatable {
     /// A room the connection was subscribed to is no longer visible to it (after a token
     /// refresh re-checked it).
     case unsubscribed(room: String, reason: String)
+    /// An `error` reply that may carry the record's current `state` (a stale lease).
+    case refused(id: String?, code: String, message: String, state: String?)
 
     enum AckValue: Equatable, Encodable {
         case string(String), int(Int64), bool(Bool)
@@ -56,6 +58,12 @@ enum ServerMessage: Error, Equatable {
             case .bool(let b): try c.encode(b)
             }
         }
+    }
+
+    /// A JSON string literal (for replies built by concatenation).
+    static func quoted(_ text: String) -> String {
+        let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// The JSON text of the message.
@@ -71,6 +79,10 @@ enum ServerMessage: Error, Equatable {
             if let id { object["id"] = .string(id) }
         case .unsubscribed(let room, let reason):
             object = ["type": .string("unsubscribed"), "room": .string(room), "reason": .string(reason)]
+        case .refused(let id, let code, let message, let state):
+            object = ["type": .string("error"), "code": .string(code), "message": .string(message)]
+            if let id { object["id"] = .string(id) }
+            if let state { object["state"] = .string(state) }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -7,7 +7,8 @@ import Synchronization
 ///
 /// Per queue: a min-heap of queued messages ordered by (priority rank, enqueue sequence), so a
 /// lapsed lease goes back to its original place; a min-heap of live messages by their next due
-/// time (lease deadline or TTL), for `claim`. One more heap across all queues holds each
+/// time (lease deadline, TTL, or the end of a release delay), for `claim`. A released message
+/// waiting out its delay is in neither line nor ready heap until that due entry comes up. One more heap across all queues holds each
 /// message's next due time, or for a terminal message the time it is forgotten, so `sweep`
 /// visits only what is due. Heaps are never edited in the middle: a change files new entries
 /// under a fresh stamp and old entries are skipped as stale (and compacted when they pile up).
@@ -38,6 +39,12 @@ public final class EmbeddedLeaseQueue: LeaseQueue {
         try StoreLimits.check(key: queue)
         let by = try LeaseQueueArguments.extensionMillis(by)
         return book.withLock { $0.extend(queue, id: id, token: token, by: by, now: now) }
+    }
+
+    public func release(_ queue: String, id: UUID, token: UUID, delay: Duration, now: StoreMillis) async throws(StoreError) -> QueueAnswer {
+        try StoreLimits.check(key: queue)
+        let delay = try LeaseQueueArguments.releaseDelayMillis(delay)
+        return book.withLock { $0.release(queue, id: id, token: token, delay: delay, now: now) }
     }
 
     public func complete(_ queue: String, id: UUID, token: UUID, outcome: QueueOutcome, now: StoreMillis) async throws(StoreError) -> QueueAnswer {
@@ -121,6 +128,25 @@ struct LeaseQueueBook {
         guard entry.holdsLiveLease(token, now: now) else { return .conflict(entry.status) }
         let deadline = min(now + by, entry.leasedAt + maxLeaseTotal)
         let status = lines[queue]?.update(id, queue: queue, index: &index) { $0.deadline = deadline }
+        compactIfNeeded()
+        return status.map { .ok($0) } ?? .notFound
+    }
+
+    /// The lease ends now (its deadline becomes `now`, so the status tells when it ended);
+    /// the message is dead-lettered when out of attempts, else queued again, hidden from
+    /// claims until `now + delay` when there is a delay.
+    mutating func release(_ queue: String, id: UUID, token: UUID, delay: StoreMillis, now: StoreMillis) -> QueueAnswer {
+        guard let entry = known(queue, id, now: now) else { return .notFound }
+        guard entry.holdsLiveLease(token, now: now) else { return .conflict(entry.status) }
+        let status = lines[queue]?.update(id, queue: queue, index: &index) { entry in
+            entry.deadline = now
+            if entry.attempts >= entry.maxAttempts {
+                entry.finish(.deadLettered, now: now, retention: retention)
+            } else {
+                entry.state = .queued
+                entry.delayedUntil = delay > 0 ? now + delay : nil
+            }
+        }
         compactIfNeeded()
         return status.map { .ok($0) } ?? .notFound
     }
@@ -250,6 +276,8 @@ struct LeaseQueueLine {
 
     /// The due transition of live message `id`: expired when its TTL lapsed, else a lapsed
     /// lease goes back in line at its original place, or is dead-lettered out of attempts.
+    /// A released message whose delay is over becomes claimable again: no transition (its
+    /// state stays `queued`), so nil.
     mutating func applyDue(_ id: UUID, queue: String, now: StoreMillis, retention: StoreMillis, index: inout LeaseQueueIndex) -> QueueTransition? {
         guard let entry = messages[id], !entry.state.isTerminal else { return nil }
         let next: QueueState
@@ -258,6 +286,9 @@ struct LeaseQueueLine {
         } else if entry.state == .claimed, let deadline = entry.deadline, deadline <= now {
             next = entry.attempts >= entry.maxAttempts ? .deadLettered : .queued
         } else {
+            if entry.state == .queued, let until = entry.delayedUntil, until <= now {
+                _ = update(id, queue: queue, index: &index) { $0.delayedUntil = nil }
+            }
             return nil
         }
         let status = update(id, queue: queue, index: &index) { entry in
@@ -292,7 +323,11 @@ struct LeaseQueueLine {
         let at = entry.nextDue
         switch entry.state {
         case .queued:
-            ready.push(LeaseQueueReady(rank: entry.priority.rank, seq: entry.seq, id: entry.id, stamp: entry.stamp))
+            // A released message waiting out its delay is not in line yet: its due entry
+            // (at the delay's end) puts it there.
+            if entry.delayedUntil == nil {
+                ready.push(LeaseQueueReady(rank: entry.priority.rank, seq: entry.seq, id: entry.id, stamp: entry.stamp))
+            }
             due.push(LeaseQueueLineDue(at: at, key: entry.key, id: entry.id, stamp: entry.stamp))
         case .claimed:
             due.push(LeaseQueueLineDue(at: at, key: entry.key, id: entry.id, stamp: entry.stamp))
@@ -334,6 +369,8 @@ struct LeaseQueueEntry {
     var token: UUID?
     var deadline: StoreMillis?
     var leasedAt: StoreMillis = 0
+    /// Set while a released message waits out its delay: it is claimable from then on.
+    var delayedUntil: StoreMillis?
     var outcome: QueueOutcome?
     /// When a terminal message is forgotten.
     var forgetAt: StoreMillis = .max
@@ -357,11 +394,11 @@ struct LeaseQueueEntry {
                     leaseToken: token, leaseDeadline: deadline, outcome: outcome)
     }
 
-    /// When something next happens to it: TTL (queued), TTL or lease deadline (claimed), or
-    /// being forgotten (terminal).
+    /// When something next happens to it: TTL or the end of a release delay (queued), TTL or
+    /// lease deadline (claimed), or being forgotten (terminal).
     var nextDue: StoreMillis {
         switch state {
-        case .queued: return expiresAt
+        case .queued: return min(delayedUntil ?? expiresAt, expiresAt)
         case .claimed: return min(deadline ?? expiresAt, expiresAt)
         default: return forgetAt
         }

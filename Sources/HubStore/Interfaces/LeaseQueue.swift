@@ -9,7 +9,9 @@ import struct Foundation.UUID
 /// - Before claiming, and in `sweep`, due transitions are applied: a claimed message whose
 ///   deadline has passed is requeued, or dead-lettered when its attempts reached `maxAttempts`;
 ///   a queued or claimed message whose `expiresAt` has passed ends as `expired`.
-/// - `extend` and `complete` need the current lease token and a live lease (deadline > now);
+/// - `release` gives a lease back early: the message goes back to its original place in line,
+///   optionally hidden for a delay, or is dead-lettered when out of attempts.
+/// - `extend`, `release` and `complete` need the current lease token and a live lease (deadline > now);
 ///   anything else is a `conflict` carrying the current status, never a silent success.
 ///   `complete` is idempotent: the same token and the same outcome again answer `alreadyDone`.
 /// - Terminal messages are kept for `LeaseQueueOptions.terminalRetention` (to answer retries
@@ -28,6 +30,14 @@ public protocol LeaseQueue: Sendable {
     /// Moves a live lease's deadline to `now + by`, capped at `leasedAt + options.maxLeaseTotal`
     /// (`leasedAt`: when this delivery was claimed). `.ok` carries the new status.
     func extend(_ queue: String, id: UUID, token: UUID, by: Duration, now: StoreMillis) async throws(StoreError) -> QueueAnswer
+    /// Gives a live lease back before its deadline (the device cannot run it now). The lease
+    /// ends at once: the token is stale from now on and the status's `leaseDeadline` becomes
+    /// `now`. Out of attempts (`attempts >= maxAttempts`) the message is `deadLettered` at once;
+    /// otherwise it is `queued` again at its original place in line, claimable from
+    /// `now + delay` (0 ... 12 h; 0: at once). Either way `.ok` carries the new status, and no
+    /// later claim or sweep reports a transition for the ended lease. A stale or foreign token,
+    /// a lapsed lease or a message not claimed is a `conflict`; an unknown id `notFound`.
+    func release(_ queue: String, id: UUID, token: UUID, delay: Duration, now: StoreMillis) async throws(StoreError) -> QueueAnswer
     /// Ends a live lease's message as `succeeded` or `failed`, recording `outcome`.
     func complete(_ queue: String, id: UUID, token: UUID, outcome: QueueOutcome, now: StoreMillis) async throws(StoreError) -> QueueAnswer
     /// Ends a queued or claimed message as `canceled` (an outstanding lease becomes stale).
@@ -35,7 +45,8 @@ public protocol LeaseQueue: Sendable {
     func cancel(_ queue: String, id: UUID, now: StoreMillis) async throws(StoreError) -> QueueAnswer
     /// The message's status, nil when the queue does not know it (never enqueued, or forgotten).
     func status(_ queue: String, id: UUID) async throws(StoreError) -> QueueStatus?
-    /// Queued and claimed counts of one queue.
+    /// Queued (including released ones still waiting out their delay) and claimed counts of
+    /// one queue.
     func depth(_ queue: String) async throws(StoreError) -> QueueDepth
     /// Applies due transitions across every queue, at most `limit` of them per call (run it
     /// again while it returns `limit`). For a periodic sweeper; any node may run it concurrently.
@@ -158,7 +169,7 @@ public struct QueueStatus: Sendable, Equatable {
     }
 }
 
-/// The answer to `extend`, `complete` and `cancel`.
+/// The answer to `extend`, `release`, `complete` and `cancel`.
 public enum QueueAnswer: Sendable, Equatable {
     /// Done; the status after it.
     case ok(QueueStatus)

@@ -16,4 +16,12 @@ enum LeaseQueueArguments {
         guard ms >= 1 && ms <= 43_200_000 else { throw .invalidArgument("extension \(ms) ms outside 1 ms...12 h") }
         return ms
     }
+
+    /// `release`'s `delay` in milliseconds: 0 (claimable at once) ... 12 h, the range of the
+    /// device API's `delay_seconds`.
+    static func releaseDelayMillis(_ delay: Duration) throws(StoreError) -> StoreMillis {
+        let ms = delay.storeMillis
+        guard ms >= 0 && ms <= 43_200_000 else { throw .invalidArgument("release delay \(ms) ms outside 0...12 h") }
+        return ms
+    }
 }

@@ -12,6 +12,11 @@ public protocol RecordStore: Sendable {
     func insertOrg(_ org: Org) async throws(StoreError)
     func org(id: UUID) async throws(StoreError) -> Org?
     func org(slug: String) async throws(StoreError) -> Org?
+    /// Sets the given policy fields (nil leaves one as it is) and `updatedAt = at`; with neither
+    /// given nothing is written. Returns the org as it is now, nil when there is no such org.
+    /// `autoApprovedKinds`: at most `StoreLimits.maxBatch` kinds of 1...100 characters, stored
+    /// in the order given.
+    func updateOrgPolicy(id: UUID, requireDistinctApprover: Bool?, autoApprovedKinds: [String]?, at: Date) async throws(StoreError) -> Org?
     /// Adds the member or changes its role.
     func setMember(_ membership: Membership) async throws(StoreError)
     /// True when the member existed.
@@ -61,8 +66,15 @@ public protocol RecordStore: Sendable {
     // MARK: diagnostic sessions
     func insertSession(_ session: DiagnosticSession) async throws(StoreError)
     func session(id: UUID) async throws(StoreError) -> DiagnosticSession?
-    /// An org's sessions in `states` (nil: all), newest first (by createdAt, then id), at most `limit`.
-    func sessions(orgID: UUID, states: Set<SessionState>?, limit: Int) async throws(StoreError) -> [DiagnosticSession]
+    /// An org's sessions in `states` (nil: all; empty: none), of `deviceID` when given, newest
+    /// first (createdAt descending, then id descending), strictly after the cursor `before` in
+    /// that order (the last page's last session: its createdAt and id), at most `limit`
+    /// (1...`StoreLimits.maxBatch`).
+    func sessions(orgID: UUID, states: Set<SessionState>?, deviceID: UUID?, before: (createdAt: Date, id: UUID)?,
+                  limit: Int) async throws(StoreError) -> [DiagnosticSession]
+    /// Sessions still `pendingApproval` whose `expiresAt <= now` (the approval window lapsed),
+    /// earliest `expiresAt` first (then id), at most `limit`: what the reaper expires.
+    func expiredPendingSessions(now: Date, limit: Int) async throws(StoreError) -> [DiagnosticSession]
     func updateSession(id: UUID, expected: Set<SessionState>?, change: SessionChange) async throws(StoreError) -> RecordUpdate<DiagnosticSession>
 
     // MARK: commands
@@ -70,14 +82,29 @@ public protocol RecordStore: Sendable {
     /// appended in the same transaction.
     func insertCommand(_ command: CommandRecord, event: CommandEvent?) async throws(StoreError) -> CommandRecord
     func command(id: UUID) async throws(StoreError) -> CommandRecord?
-    /// A session's commands by seq, after `afterSeq`, at most `limit`.
-    func commands(sessionID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord]
+    /// The session's command proposed with this idempotency key; nil when there is none (also
+    /// for a key no command can have: empty, over 128 characters, NUL).
+    func command(sessionID: UUID, idempotencyKey: String) async throws(StoreError) -> CommandRecord?
+    /// A session's commands in `states` (nil: all; empty: none) by seq, after `afterSeq`, at
+    /// most `limit` (1...`StoreLimits.maxBatch`).
+    func commands(sessionID: UUID, states: Set<CommandState>?, afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord]
+    /// The device's commands in `pendingApproval`, `queued` or `claimed`: what its queue cap counts.
+    func unfinishedCommandCount(deviceID: UUID) async throws(StoreError) -> Int
+    /// Commands still `pendingApproval` whose `expiresAt <= now` (their TTL lapsed before
+    /// anyone decided), by seq, at most `limit`: what the reaper expires.
+    func expiredPendingCommands(now: Date, limit: Int) async throws(StoreError) -> [CommandRecord]
+    /// Unfinished commands (`pendingApproval`, `queued`, `claimed`) whose TTL has not lapsed at
+    /// `now`, counted per org, state and priority, with the oldest `createdAt` of each group;
+    /// of the orgs in `orgIDs` (nil: every org; at most `StoreLimits.maxBatch` ids). Ordered by
+    /// org id, then state (pendingApproval, queued, claimed), then priority (critical, default,
+    /// bulk); groups without commands are left out.
+    func queueDepth(orgIDs: [UUID]?, now: Date) async throws(StoreError) -> [QueueDepthRow]
     /// Commands in `queued` or `claimed` state by seq, after `afterSeq`, at most `limit`: what the
     /// hot queue is rebuilt from.
     func unfinishedCommands(afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord]
-    /// Applies `change` when the command's state is in `expected` (nil: any) and, when it does,
-    /// appends `event` in the same transaction.
-    func updateCommand(id: UUID, expected: Set<CommandState>?, change: CommandChange, event: CommandEvent?) async throws(StoreError) -> RecordUpdate<CommandRecord>
+    /// Applies `change` when the command matches `condition` (checked and written in one
+    /// statement) and, when it does, appends `event` in the same transaction.
+    func updateCommand(id: UUID, where condition: CommandCondition, change: CommandChange, event: CommandEvent?) async throws(StoreError) -> RecordUpdate<CommandRecord>
     /// Returns the event with its id assigned.
     func appendCommandEvent(_ event: CommandEvent) async throws(StoreError) -> CommandEvent
     /// A command's events in order.
@@ -98,4 +125,12 @@ public protocol RecordStore: Sendable {
     /// Entries of one org (nil: hub-wide entries of any org), newest first, with ids below
     /// `beforeID` (nil: from the newest), at most `limit`.
     func audit(orgID: UUID?, beforeID: Int64?, limit: Int) async throws(StoreError) -> [AuditEntry]
+}
+
+extension RecordStore {
+    /// Applies `change` when the command's state is in `expected` (nil: any): the
+    /// `CommandCondition` with only `states`.
+    public func updateCommand(id: UUID, expected: Set<CommandState>?, change: CommandChange, event: CommandEvent?) async throws(StoreError) -> RecordUpdate<CommandRecord> {
+        try await updateCommand(id: id, where: CommandCondition(states: expected), change: change, event: event)
+    }
 }

@@ -266,14 +266,18 @@ public struct CommandRecord: Sendable, Equatable {
     public var finishedAt: Date?
     public var createdAt: Date
     public var updatedAt: Date
+    /// The proposer's idempotency key: 1...128 characters, unique within the session (a second
+    /// insert with the same key is `.conflict`; `command(sessionID:idempotencyKey:)` finds the
+    /// first). Nil: none.
+    public var idempotencyKey: String?
 
     public init(id: UUID = UUID(), seq: Int64 = 0, orgID: UUID, sessionID: UUID, deviceID: UUID, kind: String,
                 arguments: String = "{}", priority: QueuePriority = .default, state: CommandState = .pendingApproval,
                 needsApproval: Bool = true, proposedBy: String, decidedBy: UUID? = nil, decidedAt: Date? = nil,
-                ttlSeconds: Int = 3600, expiresAt: Date, maxAttempts: Int = 3, visibilityTimeoutSeconds: Int = 60,
+                ttlSeconds: Int = 3600, expiresAt: Date, maxAttempts: Int = 3, visibilityTimeoutSeconds: Int = 30,
                 attempts: Int = 0, leaseToken: UUID? = nil, leaseExpiresAt: Date? = nil, leasedAt: Date? = nil,
                 exitCode: Int? = nil, outputSummary: String? = nil, result: String? = nil, finishedAt: Date? = nil,
-                createdAt: Date = Date(), updatedAt: Date? = nil) {
+                createdAt: Date = Date(), updatedAt: Date? = nil, idempotencyKey: String? = nil) {
         self.id = id
         self.seq = seq
         self.orgID = orgID
@@ -301,6 +305,43 @@ public struct CommandRecord: Sendable, Equatable {
         self.finishedAt = finishedAt
         self.createdAt = createdAt
         self.updatedAt = updatedAt ?? createdAt
+        self.idempotencyKey = idempotencyKey
+    }
+}
+
+/// What a command row must look like for `updateCommand` to change it; every given part must
+/// hold (nil: no requirement). A row that exists but does not match is a `.conflict`.
+public struct CommandCondition: Sendable, Equatable {
+    /// The row's state is one of these (an empty set matches nothing).
+    public var states: Set<CommandState>?
+    /// The row's `attempts` is at most this: so that a late writer (a claim recorded after
+    /// the queue already redelivered) cannot move the record back.
+    public var attemptsAtMost: Int?
+    /// The row holds this lease token (a row without a lease never matches).
+    public var leaseToken: UUID?
+
+    public init(states: Set<CommandState>? = nil, attemptsAtMost: Int? = nil, leaseToken: UUID? = nil) {
+        self.states = states
+        self.attemptsAtMost = attemptsAtMost
+        self.leaseToken = leaseToken
+    }
+}
+
+/// One group of `queueDepth`: an org's unfinished commands in one state and priority class.
+public struct QueueDepthRow: Sendable, Equatable {
+    public var orgID: UUID
+    public var state: CommandState
+    public var priority: QueuePriority
+    public var count: Int
+    /// The oldest command's `createdAt` in the group.
+    public var oldestCreatedAt: Date
+
+    public init(orgID: UUID, state: CommandState, priority: QueuePriority, count: Int, oldestCreatedAt: Date) {
+        self.orgID = orgID
+        self.state = state
+        self.priority = priority
+        self.count = count
+        self.oldestCreatedAt = oldestCreatedAt
     }
 }
 

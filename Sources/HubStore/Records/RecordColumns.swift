@@ -67,6 +67,7 @@ struct RecordTable {
         ("expires_at", .plain), ("max_attempts", .plain), ("visibility_timeout_seconds", .plain), ("attempts", .plain),
         ("lease_token", .plain), ("lease_expires_at", .plain), ("leased_at", .plain), ("exit_code", .plain),
         ("output_summary", .plain), ("result", .json), ("finished_at", .plain), ("created_at", .plain), ("updated_at", .plain),
+        ("idempotency_key", .plain),
     ])
     static let commandEvents = RecordTable(name: "command_events", columns: [
         ("id", .plain), ("command_id", .plain), ("event", .plain), ("from_state", .plain), ("to_state", .plain),
@@ -131,6 +132,15 @@ enum RecordColumns {
          ("closed_at", .date(s.closedAt)), ("created_at", .date(s.createdAt)), ("updated_at", .date(s.updatedAt))]
     }
 
+    /// The policy fields `updateOrgPolicy` sets; `updatedAt` always.
+    static func orgPolicy(requireDistinctApprover: Bool?, autoApprovedKinds: [String]?, updatedAt: Date) -> Assignments {
+        var a: Assignments = []
+        if let v = requireDistinctApprover { a.append(("require_distinct_approver", .bool(v))) }
+        if let v = autoApprovedKinds { a.append(("auto_approved_kinds", .textArray(v))) }
+        a.append(("updated_at", .date(updatedAt)))
+        return a
+    }
+
     static func sessionChange(_ c: SessionChange) -> Assignments {
         var a: Assignments = []
         if let v = c.state { a.append(("state", .text(v.rawValue))) }
@@ -153,7 +163,8 @@ enum RecordColumns {
          ("visibility_timeout_seconds", .int(Int64(c.visibilityTimeoutSeconds))), ("attempts", .int(Int64(c.attempts))),
          ("lease_token", .uuid(c.leaseToken)), ("lease_expires_at", .date(c.leaseExpiresAt)), ("leased_at", .date(c.leasedAt)),
          ("exit_code", .int(c.exitCode)), ("output_summary", .text(c.outputSummary)), ("result", .json(c.result)),
-         ("finished_at", .date(c.finishedAt)), ("created_at", .date(c.createdAt)), ("updated_at", .date(c.updatedAt))]
+         ("finished_at", .date(c.finishedAt)), ("created_at", .date(c.createdAt)), ("updated_at", .date(c.updatedAt)),
+         ("idempotency_key", .text(c.idempotencyKey))]
     }
 
     static func commandChange(_ c: CommandChange) -> Assignments {
@@ -281,7 +292,14 @@ enum RecordDecoding {
                       expiresAt: try c.date(14), maxAttempts: Int(try c.int(15)), visibilityTimeoutSeconds: Int(try c.int(16)),
                       attempts: Int(try c.int(17)), leaseToken: try c.optUUID(18), leaseExpiresAt: try c.optDate(19),
                       leasedAt: try c.optDate(20), exitCode: try c.optInt(21), outputSummary: try c.optString(22),
-                      result: try c.optString(23), finishedAt: try c.optDate(24), createdAt: try c.date(25), updatedAt: try c.date(26))
+                      result: try c.optString(23), finishedAt: try c.optDate(24), createdAt: try c.date(25), updatedAt: try c.date(26),
+                      idempotencyKey: try c.optString(27))
+    }
+
+    /// A row of `queueDepth`'s select list: org_id, state, priority, count, oldest created_at.
+    static func queueDepthRow(_ c: any RecordCells) throws(StoreError) -> QueueDepthRow {
+        QueueDepthRow(orgID: try c.uuid(0), state: try c.value(CommandState.self, 1), priority: try c.value(QueuePriority.self, 2),
+                      count: Int(try c.int(3)), oldestCreatedAt: try c.date(4))
     }
 
     static func commandEvent(_ c: any RecordCells) throws(StoreError) -> CommandEvent {

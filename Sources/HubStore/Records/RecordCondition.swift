@@ -5,4 +5,10 @@ enum RecordCondition {
     case stateIn([String])
     /// The column is NULL (e.g. `revoked_at`: a key is revoked once).
     case isNull(String)
+    /// The integer column is at most the value.
+    case atMost(String, Int64)
+    /// The column equals the value (a NULL column never does).
+    case equals(String, RecordValue)
+    /// Every one of these holds (none: any row).
+    case all([RecordCondition])
 }

@@ -27,6 +27,9 @@ struct RecordQuery: ExpressibleByStringInterpolation {
         case columns(RecordTable)
         /// A fragment that differs between the dialects (collation, casts, store-assigned keys).
         case dialect(postgres: String, sqlite: String)
+        /// A select list of our own expressions (aggregates such as `count(*)`), the same in
+        /// both dialects; marks the statement as one that yields rows, like `columns`.
+        case selectList(String)
         /// ` = ANY($n::type[])` in PostgreSQL, ` IN (SELECT value FROM json_each(?n))` in SQLite:
         /// a set of plain tokens (state names, uuids) in one parameter whatever its size.
         case oneOf([String], postgresType: String)
@@ -41,8 +44,16 @@ struct RecordQuery: ExpressibleByStringInterpolation {
     init(stringInterpolation: StringInterpolation) { parts = stringInterpolation.parts }
 
     /// True when the statement yields rows: every record read and every `RETURNING` here names
-    /// its select list through `\(columns:)`. (SQLite needs to know: rows or a change count.)
-    var returnsRows: Bool { parts.contains { if case .columns = $0 { return true } else { return false } } }
+    /// its select list through `\(columns:)`, every aggregate through `\(selecting:)`. (SQLite
+    /// needs to know: rows or a change count.)
+    var returnsRows: Bool {
+        parts.contains { part in
+            switch part {
+            case .columns, .selectList: return true
+            default: return false
+            }
+        }
+    }
 
     mutating func append(_ other: RecordQuery) { parts += other.parts }
 
@@ -68,6 +79,8 @@ struct RecordQuery: ExpressibleByStringInterpolation {
         mutating func appendInterpolation(_ query: RecordQuery) { parts += query.parts }
         mutating func appendInterpolation(table: RecordTable) { parts.append(.table(table)) }
         mutating func appendInterpolation(columns table: RecordTable) { parts.append(.columns(table)) }
+        /// A select list of ours that is not a table's columns (see `Part.selectList`).
+        mutating func appendInterpolation(selecting list: String) { parts.append(.selectList(list)) }
         /// An identifier of ours (a column name), as SQL text.
         mutating func appendInterpolation(raw: String) { parts.append(.sql(raw)) }
         mutating func appendInterpolation(postgres: String, sqlite: String) { parts.append(.dialect(postgres: postgres, sqlite: sqlite)) }
@@ -105,6 +118,8 @@ struct RecordQuery: ExpressibleByStringInterpolation {
                 sql += Self.columns(t, dialect)
             case .dialect(let postgres, let sqlite):
                 sql += dialect == .postgres ? postgres : sqlite
+            case .selectList(let list):
+                sql += list
             case .oneOf(let tokens, let type):
                 let sorted = tokens.sorted()
                 switch dialect {
@@ -163,6 +178,11 @@ extension RecordQuery {
         switch condition {
         case .stateIn(let states): return "state\(isIn: states)"
         case .isNull(let column): return "\(raw: column) IS NULL"
+        case .atMost(let column, let value): return "\(raw: column) <= \(.int(value))"
+        case .equals(let column, let value): return "\(raw: column) = \(value)"
+        case .all(let conditions):
+            if conditions.isEmpty { return "TRUE" }
+            return "(\(joined(conditions.map { Self.condition($0) }, separator: " AND ")))"
         }
     }
 

@@ -30,8 +30,7 @@ enum RecordValidation {
         var o = org
         try text(o.name, "org name", chars: 1...200)
         try slug(o.slug)
-        if o.autoApprovedKinds.count > StoreLimits.maxBatch { throw .invalidArgument("autoApprovedKinds has \(o.autoApprovedKinds.count) entries, over \(StoreLimits.maxBatch)") }
-        for kind in o.autoApprovedKinds { try text(kind, "autoApprovedKinds entry", chars: 1...100) }
+        try autoApprovedKinds(o.autoApprovedKinds)
         o.createdAt = try date(o.createdAt, "createdAt")
         o.updatedAt = try date(o.updatedAt, "updatedAt")
         return o
@@ -123,6 +122,7 @@ enum RecordValidation {
         if let e = c.exitCode { try int32(e, "exitCode") }
         if let o = c.outputSummary { try text(o, "outputSummary", chars: 0...65_536) }
         if let r = c.result { try json(r, "result", object: false) }
+        if let k = c.idempotencyKey { try text(k, "idempotencyKey", chars: idempotencyKeyChars) }
         c.decidedAt = try date(c.decidedAt, "decidedAt")
         c.expiresAt = try date(c.expiresAt, "expiresAt")
         c.leaseExpiresAt = try date(c.leaseExpiresAt, "leaseExpiresAt")
@@ -187,6 +187,18 @@ enum RecordValidation {
     }
 
 
+    /// An org's `autoApprovedKinds`: at most `StoreLimits.maxBatch` kinds of 1...100 characters.
+    static func autoApprovedKinds(_ kinds: [String]) throws(StoreError) {
+        if kinds.count > StoreLimits.maxBatch { throw .invalidArgument("autoApprovedKinds has \(kinds.count) entries, over \(StoreLimits.maxBatch)") }
+        for kind in kinds { try text(kind, "autoApprovedKinds entry", chars: 1...100) }
+    }
+
+    /// True for a string some command's `idempotencyKey` can be: a key a client presents that
+    /// no command can have is simply not there (not the caller's bug).
+    static func isIdempotencyKey(_ s: String) -> Bool {
+        idempotencyKeyChars.contains(s.unicodeScalars.count) && !s.utf8.contains(0)
+    }
+
     /// True for a string `org(slug:)` can find at all (anything else is simply not there).
     static func isSlug(_ s: String) -> Bool {
         let u = Array(s.utf8)
@@ -212,6 +224,8 @@ enum RecordValidation {
 
     // MARK: fields
 
+    /// The schema's `length(idempotency_key) BETWEEN 1 AND 128`.
+    static let idempotencyKeyChars = 1...128
     /// The schema's `length(prefix) BETWEEN 6 AND 32`.
     static let apiKeyPrefixChars = 6...32
     /// Scopes are a short closed vocabulary (`admin`, `devices:read` ...); a long list is a bug.

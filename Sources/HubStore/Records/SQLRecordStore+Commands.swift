@@ -20,10 +20,21 @@ extension SQLRecordStore {
         try await one(.select(.commands, where: "id = \(.uuid(id))"), RecordDecoding.command)
     }
 
-    public func commands(sessionID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord] {
+    /// Served by the unique partial index on (session_id, idempotency_key).
+    public func command(sessionID: UUID, idempotencyKey: String) async throws(StoreError) -> CommandRecord? {
+        guard RecordValidation.isIdempotencyKey(idempotencyKey) else { return nil }
+        return try await one(.select(.commands, where: "session_id = \(.uuid(sessionID)) AND idempotency_key = \(.text(idempotencyKey))"),
+                             RecordDecoding.command)
+    }
+
+    public func commands(sessionID: UUID, states: Set<CommandState>?, afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord] {
+        var filter: RecordQuery = "session_id = \(.uuid(sessionID)) AND seq > \(.int(afterSeq))"
+        if let states {
+            if states.isEmpty { return [] }
+            filter.append(" AND state\(isIn: states.map(\.rawValue))")
+        }
         let n = Int64(StoreLimits.clampBatch(limit))
-        return try await many(.select(.commands, where: "session_id = \(.uuid(sessionID)) AND seq > \(.int(afterSeq)) ORDER BY seq LIMIT \(.int(n))"),
-                              RecordDecoding.command)
+        return try await many(.select(.commands, where: "\(filter) ORDER BY seq LIMIT \(.int(n))"), RecordDecoding.command)
     }
 
     public func unfinishedCommands(afterSeq: Int64, limit: Int) async throws(StoreError) -> [CommandRecord] {
@@ -33,11 +44,16 @@ extension SQLRecordStore {
     }
 
     /// The conditional update and the event in one transaction: the event is written only when
-    /// the update matched.
-    public func updateCommand(id: UUID, expected: Set<CommandState>?, change: CommandChange, event: CommandEvent?) async throws(StoreError) -> RecordUpdate<CommandRecord> {
+    /// the update matched. Every part of `condition` goes into the UPDATE's WHERE, so the
+    /// check and the write are one step.
+    public func updateCommand(id: UUID, where condition: CommandCondition, change: CommandChange, event: CommandEvent?) async throws(StoreError) -> RecordUpdate<CommandRecord> {
         let set = RecordColumns.commandChange(try RecordValidation.commandChange(change))
         let e = try event.map { e throws(StoreError) in try RecordValidation.commandEvent(e, commandID: id) }
-        return try await conditionalUpdate(.commands, id: id, condition: expected.map { .stateIn($0.map(\.rawValue)) }, set: set,
+        var parts: [RecordCondition] = []
+        if let states = condition.states { parts.append(.stateIn(states.map(\.rawValue))) }
+        if let attempts = condition.attemptsAtMost { parts.append(.atMost("attempts", Int64(attempts))) }
+        if let token = condition.leaseToken { parts.append(.equals("lease_token", .uuid(token))) }
+        return try await conditionalUpdate(.commands, id: id, condition: parts.isEmpty ? nil : .all(parts), set: set,
                                            then: e.map { .insert(.commandEvents, RecordColumns.commandEvent($0)) }, RecordDecoding.command)
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 
-// Devices, their activation codes, and diagnostic sessions.
+// Devices and their activation codes.
 extension SQLRecordStore {
     // MARK: devices
 
@@ -66,31 +66,5 @@ extension SQLRecordStore {
         let code = try RecordDecoding.activationCode(row)
         if code.usedAt != nil { return .alreadyUsed(code) }
         return .expired(code)
-    }
-
-    // MARK: diagnostic sessions
-
-    public func insertSession(_ session: DiagnosticSession) async throws(StoreError) {
-        let s = try RecordValidation.session(session)
-        _ = try await run(.insert(.sessions, RecordColumns.session(s)))
-    }
-
-    public func session(id: UUID) async throws(StoreError) -> DiagnosticSession? {
-        try await one(.select(.sessions, where: "id = \(.uuid(id))"), RecordDecoding.session)
-    }
-
-    public func sessions(orgID: UUID, states: Set<SessionState>?, limit: Int) async throws(StoreError) -> [DiagnosticSession] {
-        var filter: RecordQuery = "org_id = \(.uuid(orgID))"
-        if let states {
-            if states.isEmpty { return [] }
-            filter.append(" AND state\(isIn: states.map(\.rawValue))")
-        }
-        let n = Int64(StoreLimits.clampBatch(limit))
-        return try await many(.select(.sessions, where: "\(filter) ORDER BY created_at DESC, id DESC LIMIT \(.int(n))"), RecordDecoding.session)
-    }
-
-    public func updateSession(id: UUID, expected: Set<SessionState>?, change: SessionChange) async throws(StoreError) -> RecordUpdate<DiagnosticSession> {
-        let set = RecordColumns.sessionChange(try RecordValidation.sessionChange(change))
-        return try await conditionalUpdate(.sessions, id: id, condition: expected.map { .stateIn($0.map(\.rawValue)) }, set: set, RecordDecoding.session)
     }
 }

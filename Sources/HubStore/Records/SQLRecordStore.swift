@@ -93,6 +93,15 @@ public class SQLRecordStore: RecordStore, @unchecked Sendable {
         return try await many(.select(.orgs, where: "id\(isIn: tokens, postgresType: "uuid") ORDER BY id"), RecordDecoding.org)
     }
 
+    public func updateOrgPolicy(id: UUID, requireDistinctApprover: Bool?, autoApprovedKinds: [String]?, at: Date) async throws(StoreError) -> Org? {
+        let at = try RecordValidation.date(at, "at")
+        if let kinds = autoApprovedKinds { try RecordValidation.autoApprovedKinds(kinds) }
+        guard requireDistinctApprover != nil || autoApprovedKinds != nil else { return try await org(id: id) }
+        let set = RecordColumns.orgPolicy(requireDistinctApprover: requireDistinctApprover, autoApprovedKinds: autoApprovedKinds, updatedAt: at)
+        return try await one("UPDATE \(table: .orgs) SET \(RecordQuery.assignments(set)) WHERE id = \(.uuid(id)) RETURNING \(columns: .orgs)",
+                             RecordDecoding.org)
+    }
+
     public func setMember(_ membership: Membership) async throws(StoreError) {
         let m = membership
         _ = try await run("""

@@ -3,7 +3,7 @@ import HubRedis
 
 /// The lease queue on Redis (docs/product.md §3): every operation is one Lua script
 /// (`RedisLeaseQueueScripts`, where the key layout is described), so any number of hub nodes
-/// may claim, extend, complete and sweep the same queues concurrently.
+/// may claim, extend, release, complete and sweep the same queues concurrently.
 ///
 /// Queue names may hold any characters: a queue's keys start with
 /// `<ns>queue:<UTF-8 byte length>:<name>:`, which no other queue's (or the global keys')
@@ -84,6 +84,18 @@ public final class RedisLeaseQueue: LeaseQueue {
         return try answer(reply, id: id, "extend")
     }
 
+    public func release(_ queue: String, id: UUID, token: UUID, delay: Duration, now: StoreMillis) async throws(StoreError) -> QueueAnswer {
+        try StoreLimits.check(key: queue)
+        let delay = try LeaseQueueArguments.releaseDelayMillis(delay)
+        let keys = Keys(namespace, queue)
+        let reply = try await client.storeEval(RedisLeaseQueueScripts.release,
+                                               keys: [keys.ready, keys.leased, keys.due, globalDue],
+                                               args: [keys.message, RedisArgument(queue), RedisArgument(id.uuidString),
+                                                      RedisArgument(token.uuidString), RedisArgument(Int(delay)), RedisArgument(Int(now)),
+                                                      RedisArgument(Int(retention))])
+        return try answer(reply, id: id, "release")
+    }
+
     public func complete(_ queue: String, id: UUID, token: UUID, outcome: QueueOutcome, now: StoreMillis) async throws(StoreError) -> QueueAnswer {
         try StoreLimits.check(key: queue)
         try StoreLimits.check(value: outcome.result)
@@ -119,7 +131,7 @@ public final class RedisLeaseQueue: LeaseQueue {
     public func depth(_ queue: String) async throws(StoreError) -> QueueDepth {
         try StoreLimits.check(key: queue)
         let keys = Keys(namespace, queue)
-        let reply = try await client.storeEval(RedisLeaseQueueScripts.depth, keys: [keys.ready, keys.leased], args: [])
+        let reply = try await client.storeEval(RedisLeaseQueueScripts.depth, keys: [keys.due, keys.leased], args: [])
         guard let counts = reply.array, counts.count == 2, let queued = counts[0].integer, let claimed = counts[1].integer else {
             throw Self.unexpected("depth", reply)
         }

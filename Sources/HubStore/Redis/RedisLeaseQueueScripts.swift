@@ -5,15 +5,16 @@ import HubRedis
 /// come in ARGV, so they are deterministic and replicate as effects.
 ///
 /// Per queue (base `<ns>queue:<byte length of name>:<name>:`, see `RedisLeaseQueue`):
-/// `ready` ZSET (queued ids by rank * 2^50 + enqueue sequence), `leased` ZSET (claimed ids by
-/// lease deadline), `due` ZSET (live ids by next due time: TTL, or the earlier of TTL and lease
-/// deadline) and one HASH per message, `m:<ID>`. Across queues: `<ns>queue:due` ZSET (member
+/// `ready` ZSET (claimable queued ids by rank * 2^50 + enqueue sequence), `leased` ZSET
+/// (claimed ids by lease deadline), `due` ZSET (live ids by next due time: TTL, or the earlier
+/// of TTL and lease deadline or release delay) and one HASH per message, `m:<ID>`. Across queues: `<ns>queue:due` ZSET (member
 /// `<ID><queue name>`, the id being 36 bytes; score: next due time of a live message, or when a
 /// terminal one is forgotten) and `<ns>queue:seq`, the enqueue sequence.
 ///
 /// Message hash fields: `st` state, `att` attempts, `max` max attempts, `pri` priority rank,
 /// `seq`, `vt` visibility timeout (ms), `exp` expiresAt, `pl` payload; once claimed `tok`,
-/// `dl` deadline, `la` leased at; once completed `ok` ("1"/"0") and `res`; once terminal `fa`
+/// `dl` deadline, `la` leased at; while a released message waits out its delay `av` (when it
+/// is claimable again: until then it is in `due` at that time but not in `ready`); once completed `ok` ("1"/"0") and `res`; once terminal `fa`
 /// (forget at, by the callers' clock) and a PEXPIRE of the retention (real time, a backstop
 /// that bounds memory even with no sweeper). A live message's hash never has a TTL: it is
 /// created after a DEL and only `finish` sets one.
@@ -66,13 +67,21 @@ enum RedisLeaseQueueScripts {
       return f[1]
     end
 
+    -- Puts a queued message in line at its original place; its next due time is its TTL.
+    local function requeue(K, id, member, rank, seq, exp)
+      redis.call('ZADD', K.ready, tonumber(rank) * RANK_SPAN + tonumber(seq), id)
+      redis.call('ZADD', K.due, exp, id)
+      redis.call('ZADD', K.gdue, exp, member)
+    end
+
     -- The due transition of live message `id`: expired when its TTL lapsed, else a lapsed
     -- lease goes back in line at its original place, or is dead-lettered out of attempts.
+    -- A released message whose delay is over goes back in line without a transition.
     -- Returns the new state and the attempts, or nil when nothing was due.
     local function apply_due(K, queue, id, now, ret)
       local mk = K.m .. id
       local member = id .. queue
-      local f = redis.call('HMGET', mk, 'st', 'att', 'max', 'exp', 'dl', 'seq', 'pri')
+      local f = redis.call('HMGET', mk, 'st', 'att', 'max', 'exp', 'dl', 'seq', 'pri', 'av')
       local st = f[1]
       if not st then
         redis.call('ZREM', K.ready, id)
@@ -94,14 +103,18 @@ enum RedisLeaseQueueScripts {
         end
         redis.call('HSET', mk, 'st', 'queued')
         redis.call('ZREM', K.leased, id)
-        redis.call('ZADD', K.ready, tonumber(f[7]) * RANK_SPAN + tonumber(f[6]), id)
-        redis.call('ZADD', K.due, exp, id)
-        redis.call('ZADD', K.gdue, exp, member)
+        requeue(K, id, member, f[7], f[6], exp)
         return 'queued', att
+      end
+      if st == 'queued' and f[8] and tonumber(f[8]) <= now then
+        redis.call('HDEL', mk, 'av')
+        requeue(K, id, member, f[7], f[6], exp)
+        return nil
       end
       -- Not due after all (an index out of step): file it again at its true due time.
       local due = exp
       if st == 'claimed' then due = math.min(exp, tonumber(f[5])) end
+      if st == 'queued' and f[8] then due = math.min(exp, tonumber(f[8])) end
       redis.call('ZADD', K.due, due, id)
       redis.call('ZADD', K.gdue, due, member)
       return nil
@@ -191,6 +204,40 @@ enum RedisLeaseQueueScripts {
     return {'ok', status_of(mk)}
     """)
 
+    /// KEYS ready, leased, due, gdue. ARGV message-hash prefix, queue, id, token, delay, now,
+    /// retention. The lease ends (`dl` becomes now); out of attempts the message is
+    /// dead-lettered, else queued again: in line at once, or after the delay (`av`).
+    /// Returns {'nf'} or {'ok' | 'conflict', status}.
+    static let release = RedisScript(prelude + """
+    local K = {ready = KEYS[1], leased = KEYS[2], due = KEYS[3], gdue = KEYS[4], m = ARGV[1]}
+    local queue, id, token, delay, now, ret = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+    local member = id .. queue
+    local mk = K.m .. id
+    local st = known(K, id, member, now)
+    if not st then return {'nf'} end
+    local f = redis.call('HMGET', mk, 'tok', 'dl', 'exp', 'att', 'max', 'seq', 'pri')
+    if st ~= 'claimed' or f[1] ~= token or tonumber(f[2]) <= now or tonumber(f[3]) <= now then
+      return {'conflict', status_of(mk)}
+    end
+    redis.call('HSET', mk, 'dl', now)
+    if tonumber(f[4]) >= tonumber(f[5]) then
+      finish(K, id, member, 'dead_lettered', now, ret)
+      return {'ok', status_of(mk)}
+    end
+    local exp = tonumber(f[3])
+    redis.call('HSET', mk, 'st', 'queued')
+    redis.call('ZREM', K.leased, id)
+    if delay == 0 then
+      requeue(K, id, member, f[7], f[6], exp)
+    else
+      local av = now + delay
+      redis.call('HSET', mk, 'av', av)
+      redis.call('ZADD', K.due, math.min(av, exp), id)
+      redis.call('ZADD', K.gdue, math.min(av, exp), member)
+    end
+    return {'ok', status_of(mk)}
+    """)
+
     /// KEYS ready, leased, due, gdue. ARGV message-hash prefix, queue, id, token, succeeded
     /// ("1"/"0"), result, now, retention. Returns {'nf'} or {'ok' | 'done' | 'conflict', status}.
     static let complete = RedisScript(prelude + """
@@ -229,9 +276,12 @@ enum RedisLeaseQueueScripts {
     return {'ok', status_of(mk)}
     """)
 
-    /// KEYS ready, leased. Returns {queued, claimed}, read atomically.
+    /// KEYS due, leased. Returns {queued, claimed}, read atomically. `due` holds every live
+    /// message and `leased` the claimed ones; queued ones waiting out a release delay are not
+    /// in `ready`, so the queued count is the difference.
     static let depth = RedisScript("""
-    return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2])}
+    local live, claimed = redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2])
+    return {live - claimed, claimed}
     """)
 
     /// KEYS gdue. ARGV queue key prefix (`<ns>queue:`), now, limit, purge cap, retention.

@@ -1,0 +1,57 @@
+import Foundation
+import HubAuth
+import HubStore
+
+/// The room events of sessions and commands (protocol/events.md), built in one place.
+enum DomainEvents {
+    static func sessionRoom(_ id: UUID) -> String { "session:" + id.lowercasedString }
+    static func orgRoom(_ id: UUID) -> String { "org:" + id.lowercasedString }
+
+    private static func id(_ u: UUID) -> String { "\"" + u.lowercasedString + "\"" }
+    private static func text(_ s: String) -> String { WireText.quoted(s) }
+
+    static func sessionStatus(_ s: DiagnosticSession) -> RoomEvent {
+        RoomEvent(rooms: [sessionRoom(s.id), orgRoom(s.orgID)], name: "session.status", data: WireText.object([
+            ("session_id", id(s.id)), ("device_id", id(s.deviceID)), ("org_id", id(s.orgID)), ("state", text(s.state.rawValue)),
+        ]))
+    }
+
+    static func commandStatus(_ c: CommandRecord) -> RoomEvent {
+        RoomEvent(rooms: [sessionRoom(c.sessionID)], name: "command.status", data: WireText.object([
+            ("command_id", id(c.id)), ("session_id", id(c.sessionID)), ("device_id", id(c.deviceID)),
+            ("kind", text(c.kind)), ("state", text(c.state.rawValue)), ("attempts", String(c.attempts)),
+        ]))
+    }
+
+    static func commandProgress(_ c: CommandRecord, percent: Int?, status: String?) -> RoomEvent {
+        var fields: [(String, String)] = [("command_id", id(c.id)), ("session_id", id(c.sessionID))]
+        if let percent { fields.append(("percent", String(percent))) }
+        if let status { fields.append(("status", status)) }
+        return RoomEvent(rooms: [sessionRoom(c.sessionID)], name: "command.progress", data: WireText.object(fields))
+    }
+
+    static func sessionApprovalRequested(_ s: DiagnosticSession) -> RoomEvent {
+        RoomEvent(rooms: [orgRoom(s.orgID)], name: "approval.requested", data: WireText.object([
+            ("subject", "\"session\""), ("id", id(s.id)), ("session_id", id(s.id)), ("device_id", id(s.deviceID)),
+            ("requested_by", id(s.requestedBy)), ("reason", text(s.reason)),
+        ]))
+    }
+
+    static func commandApprovalRequested(_ c: CommandRecord) -> RoomEvent {
+        RoomEvent(rooms: [orgRoom(c.orgID)], name: "approval.requested", data: WireText.object([
+            ("subject", "\"command\""), ("id", id(c.id)), ("session_id", id(c.sessionID)), ("device_id", id(c.deviceID)),
+            ("requested_by", text(c.proposedBy)), ("kind", text(c.kind)),
+        ]))
+    }
+
+    /// `decision`: approved, rejected or expired.
+    static func approvalDecided(subject: String, id subjectID: UUID, sessionID: UUID, deviceID: UUID, orgID: UUID,
+                                decision: String, decidedBy: UUID?) -> RoomEvent {
+        var fields: [(String, String)] = [
+            ("subject", text(subject)), ("id", id(subjectID)), ("session_id", id(sessionID)), ("device_id", id(deviceID)),
+            ("decision", text(decision)),
+        ]
+        fields.append(("decided_by", decidedBy.map(id) ?? "null"))
+        return RoomEvent(rooms: [orgRoom(orgID)], name: "approval.decided", data: WireText.object(fields))
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import HubAuth
+import HubStore
+
+/// Keeps the hot queue whole: notices when it was lost and rebuilds it from the records before
+/// this node claims from it again, and reconciles records the queue does not know.
+///
+/// - A built queue carries a marker key (`queue:ready`). Redis flushed or restarted without
+///   persistence, or an embedded hub restarted: the marker is gone. Every node checks it every
+///   `guardInterval`; a node that finds it missing closes its gate (claims answer empty), and
+///   one node (the holder of `queue:rebuild-lock`) enqueues every unfinished record (queued or
+///   claimed) with its delivery count, then sets the marker. Enqueue is idempotent by id, so
+///   commands accepted during the rebuild are neither lost nor doubled.
+/// - A claimed record's lease is not carried over (the queue that issued it is gone): the
+///   command is in line again, and the device's result for the old lease is still accepted
+///   while the record shows that lease (LeaseService.result). A command whose deliveries are
+///   used up is dead-lettered instead.
+/// - `reconcile` enqueues queued or claimed records the queue does not know: an accepted
+///   command whose enqueue failed, or whose node died between the record and the enqueue.
+public struct QueueKeeper: Sendable {
+    let context: CommandContext
+    let nodeID: String
+
+    static let markerKey = "queue:ready"
+    static let lockKey = "queue:rebuild-lock"
+    static let lockTTL: Duration = .seconds(120)
+    static let page = 500
+
+    public init(context: CommandContext, nodeID: String) {
+        self.context = context
+        self.nodeID = nodeID
+    }
+
+    /// Opens the gate when the marker is present; otherwise closes it and rebuilds if this node
+    /// wins the lock. Returns whether the gate is open afterwards.
+    @discardableResult
+    public func check() async throws -> Bool {
+        if try await context.keyValue.get(Self.markerKey) != nil {
+            context.gate.set(true)
+            return true
+        }
+        if context.gate.isOpen {
+            context.logger.warning("the hot queue's marker is missing; claims pause until it is rebuilt from the records")
+        }
+        context.gate.set(false)
+        guard try await context.keyValue.setIfAbsent(Self.lockKey, Array(nodeID.utf8), ttl: Self.lockTTL) else {
+            context.logger.debug("another node rebuilds the hot queue; waiting for its marker")
+            return false
+        }
+        do {
+            let count = try await rebuild()
+            try await context.keyValue.set(Self.markerKey, Array(nodeID.utf8), ttl: nil)
+            _ = try? await context.keyValue.delete([Self.lockKey])
+            context.metrics.rebuilds.increment(shard: QueueMetrics.shard)
+            context.logger.notice("hot queue rebuilt from the records", metadata: ["commands": .stringConvertible(count)])
+            context.gate.set(true)
+            return true
+        } catch {
+            _ = try? await context.keyValue.delete([Self.lockKey])
+            throw error
+        }
+    }
+
+    /// Enqueues every unfinished record; returns how many.
+    func rebuild() async throws -> Int {
+        var after: Int64 = 0
+        var count = 0
+        let recorder = TransitionRecorder(context: context)
+        while true {
+            let page = try await context.records.unfinishedCommands(afterSeq: after, limit: Self.page)
+            for c in page {
+                if c.attempts >= c.maxAttempts {
+                    await recorder.record(QueueTransition(queue: CommandContext.queueName(c.deviceID), id: c.id, state: .deadLettered, attempts: c.attempts))
+                } else {
+                    try await enqueue(c)
+                    count += 1
+                }
+            }
+            guard page.count == Self.page, let last = page.last else { return count }
+            after = last.seq
+        }
+    }
+
+    /// Enqueues unfinished records the queue does not know; returns how many.
+    @discardableResult
+    public func reconcile() async throws -> Int {
+        guard context.gate.isOpen else { return 0 }
+        var after: Int64 = 0
+        var repaired = 0
+        while true {
+            let page = try await context.records.unfinishedCommands(afterSeq: after, limit: Self.page)
+            for c in page where c.attempts < c.maxAttempts {
+                if try await context.queue.status(CommandContext.queueName(c.deviceID), id: c.id) == nil {
+                    try await enqueue(c)
+                    repaired += 1
+                    context.metrics.enqueueRepairs.increment(shard: QueueMetrics.shard)
+                    await context.wakeups.commandAvailable(deviceID: c.deviceID)
+                }
+            }
+            guard page.count == Self.page, let last = page.last else { return repaired }
+            after = last.seq
+        }
+    }
+
+    private func enqueue(_ c: CommandRecord) async throws {
+        _ = try await context.queue.enqueue(CommandContext.queueName(c.deviceID), CommandContext.message(for: c), now: .now())
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import HubAuth
+import HubStore
+
+/// Writes the changes the hot queue made by itself (a lapsed lease back in line, a dead
+/// letter, a TTL expiry) into the records, and announces each once.
+///
+/// The queue applies a transition atomically and reports it to exactly one caller (the claim
+/// or sweep that made it), so one node records it. The record update is conditional so that a
+/// late writer cannot undo a newer fact: a requeue of delivery n applies only while the record
+/// has at most n deliveries (a newer claim, already recorded, wins), and nothing changes a
+/// terminal record. When the condition fails, nothing is announced.
+struct TransitionRecorder: Sendable {
+    let context: CommandContext
+
+    func record(_ transitions: [QueueTransition]) async {
+        for t in transitions { await record(t) }
+    }
+
+    func record(_ t: QueueTransition) async {
+        let now = Date.storeNow()
+        let condition: CommandCondition
+        let change: CommandChange
+        let name: String
+        switch t.state {
+        case .queued:
+            condition = CommandCondition(states: [.queued, .claimed], attemptsAtMost: t.attempts)
+            change = CommandChange(state: .queued, attempts: t.attempts, lease: .clear, updatedAt: now)
+            name = "lease_lapsed"
+        case .deadLettered:
+            condition = CommandCondition(states: [.queued, .claimed])
+            change = CommandChange(state: .deadLettered, attempts: t.attempts, lease: .clear, finishedAt: now, updatedAt: now)
+            name = "dead_lettered"
+        case .expired:
+            condition = CommandCondition(states: [.pendingApproval, .queued, .claimed])
+            change = CommandChange(state: .expired, lease: .clear, finishedAt: now, updatedAt: now)
+            name = "expired"
+        default:
+            return
+        }
+        let event = CommandEvent(commandID: t.id, event: name, toState: change.state, actor: "queue",
+                                 detail: WireText.object([("attempts", String(t.attempts))]), at: now)
+        do {
+            guard case .updated(let c) = try await context.records.updateCommand(id: t.id, where: condition, change: change, event: event) else { return }
+            switch t.state {
+            case .queued: context.metrics.leaseExpiries.increment(shard: QueueMetrics.shard)
+            case .deadLettered: context.metrics.deadLetters.increment(shard: QueueMetrics.shard)
+            default: break
+            }
+            await context.emit(DomainEvents.commandStatus(c))
+        } catch {
+            // The queue already moved on; the record catches up on the next delivery's write
+            // (a claim records the state it hands out) or through the reconciler.
+            context.logger.warning("queue transition not recorded", metadata: [
+                "command_id": .string(t.id.lowercasedString), "state": .string(t.state.rawValue), "error": .string(error.description),
+            ])
+        }
+    }
+}

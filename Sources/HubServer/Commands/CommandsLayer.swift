@@ -1,0 +1,96 @@
+import Foundation
+import HubAuth
+import HubCommands
+import HubIO
+import HubStore
+import HubTelemetry
+import Logging
+
+/// The command queue as a service of the hub (it starts after the stores and identity, and
+/// stops before them): the session, command and lease services, the node's channel for
+/// device wake-ups, and three periodic jobs — the queue keeper (marker check and rebuild), the
+/// reaper, and the reconciler.
+final class CommandsLayer: HubService, @unchecked Sendable {
+    // @unchecked: every `var` is written once in `start()`, before the listeners bind, and only
+    // read afterwards; `stop()` runs after the listeners closed.
+    let name = "commands"
+    let config: ServerConfig
+    let loops: [EventLoop]
+    let waiters: ClaimWaiters
+    let gate = QueueGate()
+    private let dataStores: DataStores
+    private let connections: DeviceConnections
+    private let metrics: QueueMetrics
+    private let logger: Logger
+
+    private(set) var context: CommandContext!
+    private(set) var sessions: SessionService!
+    private(set) var commands: CommandService!
+    private(set) var leases: LeaseService!
+    private(set) var keeper: QueueKeeper!
+    private(set) var router: DeviceRouter!
+    private var jobs: [PeriodicService] = []
+    private var nodeChannel: ChannelSubscriber?
+
+    init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, connections: DeviceConnections, registry: MetricsRegistry, logger: Logger) {
+        self.config = config
+        self.loops = loops
+        self.dataStores = dataStores
+        self.connections = connections
+        self.logger = logger
+        waiters = ClaimWaiters(loops: loops)
+        metrics = QueueMetrics(registry: registry)
+    }
+
+    var nodeID: String { config.nodeID }
+
+    func start() async throws {
+        guard let stores = dataStores.stores else { throw ConfigError(message: "commands: the stores did not start") }
+        let distributed = config.redisURL != nil
+        router = DeviceRouter(nodeID: config.nodeID, connections: connections, waiters: waiters, keyValue: stores.keyValue,
+                              pubSub: stores.pubSub, distributed: distributed, logger: logger)
+        var configuration = CommandsConfiguration()
+        configuration.sessionApprovalTTL = .milliseconds(Int64(config.sessionApprovalTTL * 1000))
+        configuration.deviceQueueCap = config.deviceQueueCap
+        context = CommandContext(stores: stores, events: RoomHistory(streams: stores.streams, logger: logger), wakeups: router,
+                                 configuration: configuration, metrics: metrics, gate: gate, logger: logger)
+        sessions = SessionService(context: context)
+        commands = CommandService(context: context)
+        leases = LeaseService(context: context)
+        keeper = QueueKeeper(context: context, nodeID: config.nodeID)
+
+        // Rebuild (or find built) before serving, so a restarted embedded hub claims from its
+        // whole queue; with Redis away, the keeper job keeps trying and claims wait.
+        do { try await keeper.check() } catch {
+            logger.warning("queue check at start failed; retrying in the background", metadata: ["error": .string("\(error)")])
+        }
+        if distributed {
+            let router = self.router!, log = logger
+            let subscriber = ChannelSubscriber(channel: DeviceRouter.channel(config.nodeID), pubSub: stores.pubSub, loop: loops[0], logger: logger) { message in
+                guard let decoded = try? JSONDecoder().decode(NodeMessage.self, from: Data(message.payload)) else {
+                    log.warning("unreadable node message", metadata: ["bytes": .stringConvertible(message.payload.count)])
+                    return
+                }
+                router.deliver(decoded)
+            }
+            subscriber.start()
+            nodeChannel = subscriber
+        }
+        let keeper = self.keeper!, reaper = QueueReaper(context: context)
+        jobs = [
+            PeriodicService(name: "queue-keeper", every: configuration.guardInterval, on: loops[0], logger: logger) { try await keeper.check() },
+            PeriodicService(name: "queue-reaper", every: .milliseconds(Int64(config.reaperInterval * 1000)), on: loops[loops.count > 1 ? 1 : 0],
+                            logger: logger) { try await reaper.runOnce() },
+            PeriodicService(name: "queue-reconciler", every: .milliseconds(Int64(config.queueReconcileInterval * 1000)), on: loops[0],
+                            logger: logger) { try await keeper.reconcile() },
+        ]
+        for job in jobs { try await job.start() }
+    }
+
+    func stop() async {
+        for job in jobs.reversed() { await job.stop() }
+        jobs = []
+        await nodeChannel?.stop()
+        nodeChannel = nil
+    }
+}
