@@ -125,8 +125,13 @@ final class QueueSoakTests: XCTestCase {
         for (i, node) in cluster.nodes.enumerated() {
             print("queue soak \(name): hub \(i) log tail:\n\(node.log.suffix(4000))")
         }
+        // Grouped by what failed: the driver's outside view, the records, their event log, and
+        // whether the two agree.
+        var groups: [String: Int] = [:]
+        for f in failures { groups[String(f.prefix { $0 != ":" }), default: 0] += 1 }
         let shown = failures.prefix(60).joined(separator: "\n")
-        XCTFail("queue soak \(name) (seed \(report.seed)): \(failures.count) invariant violations:\n\(shown)"
+        XCTFail("queue soak \(name) (seed \(report.seed)): \(failures.count) violations "
+                + "(\(groups.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))):\n\(shown)"
                 + (failures.count > 60 ? "\n… and \(failures.count - 60) more" : ""), file: file, line: line)
     }
 }
@@ -434,78 +439,81 @@ struct SoakChecker {
         var rowsByID: [String: SoakRecords.Command] = [:]
         var keys: [String: String] = [:]
         for row in records.commands {
-            if rowsByID[row.id] != nil { fail("command \(row.id) appears twice in the records") }
+            if rowsByID[row.id] != nil { fail("records: command \(row.id) appears twice in the records") }
             rowsByID[row.id] = row
             if let key = row.idempotencyKey {
                 let k = row.sessionID + "/" + key
-                if let other = keys[k] { fail("idempotency key \(key) of session \(row.sessionID) on two commands: \(other), \(row.id)") }
+                if let other = keys[k] { fail("records: idempotency key \(key) of session \(row.sessionID) on two commands: \(other), \(row.id)") }
                 keys[k] = row.id
             }
             guard let nonce = row.nonce else {
-                fail("command \(row.id) (\(row.kind)) was not proposed by the driver (no nonce in its args)")
+                fail("records: command \(row.id) (\(row.kind)) was not proposed by the driver (no nonce in its args)")
                 continue
             }
             rowsByNonce[nonce, default: []].append(row)
         }
         var uncertainCreated = 0, accepted = 0
         for (nonce, rows) in rowsByNonce {
-            if rows.count > 1 { fail("one proposal (nonce \(nonce)) created \(rows.count) commands: \(rows.map(\.id))") }
+            if rows.count > 1 { fail("records: one proposal (nonce \(nonce)) created \(rows.count) commands: \(rows.map(\.id))") }
             guard let p = proposalsByNonce[nonce] else {
-                fail("commands \(rows.map(\.id)) carry nonce \(nonce) that the driver never sent")
+                fail("records: commands \(rows.map(\.id)) carry nonce \(nonce) that the driver never sent")
                 continue
             }
             switch p["outcome"] as? String {
             case "accepted":
                 if let id = p["id"] as? String, rows.first?.id != id.lowercased() {
-                    fail("proposal \(nonce) was answered with id \(id) but the record is \(rows.map(\.id))")
+                    fail("records: proposal \(nonce) was answered with id \(id) but the record is \(rows.map(\.id))")
                 }
             case "uncertain":
                 uncertainCreated += 1
             default:
-                fail("command \(rows.map(\.id)) exists though its proposal was refused: \(p)")
+                fail("records: command \(rows.map(\.id)) exists though its proposal was refused: \(p)")
             }
         }
         for p in report.proposals where p["outcome"] as? String == "accepted" {
             accepted += 1
-            guard let id = (p["id"] as? String)?.lowercased() else { fail("accepted proposal without id: \(p)"); continue }
-            if rowsByID[id] == nil { fail("command \(id) was accepted (\(p["status"] ?? "?")) but is not in the records") }
+            guard let id = (p["id"] as? String)?.lowercased() else { fail("records: accepted proposal without id: \(p)"); continue }
+            if rowsByID[id] == nil { fail("records: command \(id) was accepted (\(p["status"] ?? "?")) but is not in the records") }
         }
         if records.commands.count != accepted + uncertainCreated {
-            fail("\(records.commands.count) commands in the records, \(accepted) accepted + \(uncertainCreated) whose answer was lost")
+            fail("records: \(records.commands.count) commands in the records, \(accepted) accepted + \(uncertainCreated) whose answer was lost")
         }
 
         // 3. Each command: terminal, exactly one terminal transition, a consistent event chain.
         var eventsByCommand: [String: [SoakRecords.Event]] = [:]
         for e in records.events { eventsByCommand[e.commandID, default: []].append(e) }
         for row in records.commands {
-            if !Self.terminal.contains(row.state) { fail("command \(row.id) is still \(row.state) after the soak settled") }
-            if row.attempts > row.maxAttempts || row.attempts < 0 { fail("command \(row.id): attempts \(row.attempts) of \(row.maxAttempts)") }
+            if !Self.terminal.contains(row.state) { fail("records: command \(row.id) is still \(row.state) after the soak settled") }
+            if row.attempts > row.maxAttempts || row.attempts < 0 { fail("records: command \(row.id): attempts \(row.attempts) of \(row.maxAttempts)") }
             let events = eventsByCommand[row.id] ?? []
+            // The event log (command_events): one transition into a terminal state and none out,
+            // the first event creates the command, each event starts from the state the previous
+            // one left (its from_state), at most one result.
             let trail = events.map { "\($0.event)(\($0.from ?? "-")→\($0.to ?? "-"))" }.joined(separator: " ")
-            guard !events.isEmpty else { fail("command \(row.id) (\(row.state)) has no events"); continue }
+            guard !events.isEmpty else { fail("events: command \(row.id) (\(row.state)) has no events"); continue }
             let intoTerminal = events.filter { e in e.to.map { Self.terminal.contains($0) } == true && e.from != e.to }
             if intoTerminal.count != 1 {
-                fail("command \(row.id): \(intoTerminal.count) transitions into a terminal state: \(trail)")
+                fail("events: command \(row.id): \(intoTerminal.count) transitions into a terminal state: \(trail)")
             } else if intoTerminal[0].to != row.state {
-                fail("command \(row.id): the record is \(row.state) but its events ended it \(intoTerminal[0].to ?? "-"): \(trail)")
+                fail("events: command \(row.id): the record is \(row.state) but its events ended it \(intoTerminal[0].to ?? "-"): \(trail)")
             }
             if let first = events.first(where: { $0.to != nil }), !Self.initial.contains(first.to!) {
-                fail("command \(row.id): its first state event goes to \(first.to!): \(trail)")
+                fail("events: command \(row.id): its first state event goes to \(first.to!): \(trail)")
             }
             var previous: String?
             var ended = false
             for e in events {
                 guard let to = e.to else { continue }
-                if ended && to != row.state { fail("command \(row.id): a transition out of its terminal state: \(trail)"); break }
+                if ended && to != row.state { fail("events: command \(row.id): a transition out of its terminal state: \(trail)"); break }
                 if let from = e.from, let previous, from != previous {
-                    fail("command \(row.id): event \(e.event) (#\(e.seq)) from \(from) but the previous event left it \(previous): \(trail)")
+                    fail("events: command \(row.id): event \(e.event) (#\(e.seq)) from \(from) but the previous event left it \(previous): \(trail)")
                     break
                 }
                 previous = to
                 if Self.terminal.contains(to) { ended = true }
             }
             let results = events.filter { Self.resultEventNames.contains($0.event) }
-            if results.count > 1 { fail("command \(row.id): \(results.count) result events: \(trail)") }
+            if results.count > 1 { fail("events: command \(row.id): \(results.count) result events: \(trail)") }
         }
 
         // 4. What the devices and the operator were told agrees with the records.
@@ -513,47 +521,47 @@ struct SoakChecker {
         for (id, c) in commands {
             let deliveries = c["deliveries"] as? [[String: Any]] ?? []
             guard let row = rowsByID[id.lowercased()] else {
-                if !deliveries.isEmpty { fail("command \(id) was delivered but is not in the records") }
+                if !deliveries.isEmpty { fail("agreement: command \(id) was delivered but is not in the records") }
                 continue
             }
             let okResults = c["results_ok"] as? [[String: Any]] ?? []
             let maybeResults = (c["results_maybe"] as? [[String: Any]] ?? [])
                 + (c["results_refused"] as? [[String: Any]] ?? []).filter { $0["maybe"] as? Bool == true }
             let leases = Set(okResults.compactMap { $0["lease"] as? String })
-            if leases.count > 1 { fail("command \(id): results accepted on \(leases.count) different leases: \(okResults)") }
+            if leases.count > 1 { fail("agreement: command \(id): results accepted on \(leases.count) different leases: \(okResults)") }
             if let r = okResults.first {
-                if r["status"] as? String != row.state { fail("command \(id): a \(r["status"] ?? "?") result was accepted but the record is \(row.state)") }
+                if r["status"] as? String != row.state { fail("agreement: command \(id): a \(r["status"] ?? "?") result was accepted but the record is \(row.state)") }
                 if let code = r["exit_code"] as? Int, row.exitCode != code {
-                    fail("command \(id): accepted exit code \(code), recorded \(row.exitCode.map(String.init) ?? "null")")
+                    fail("agreement: command \(id): accepted exit code \(code), recorded \(row.exitCode.map(String.init) ?? "null")")
                 }
             }
             if row.state == "succeeded" || row.state == "failed" {
                 let known = okResults.contains { $0["status"] as? String == row.state } || maybeResults.contains { $0["status"] as? String == row.state }
-                if !known { fail("command \(id) is \(row.state) but no device had such a result accepted (results \(okResults), unknown \(maybeResults))") }
+                if !known { fail("agreement: command \(id) is \(row.state) but no device had such a result accepted (results \(okResults), unknown \(maybeResults))") }
             }
             let cancel = c["cancel"] as? [String: Any]
             let closed = report.closedSessions.contains(row.sessionID) || report.closedSessions.contains(c["session_id"] as? String ?? "")
             if cancel?["outcome"] as? String == "ok" && row.state != "canceled" {
-                fail("command \(id): cancel answered 200 but the record is \(row.state)")
+                fail("agreement: command \(id): cancel answered 200 but the record is \(row.state)")
             }
             if row.state == "canceled" && cancel == nil && !closed {
-                fail("command \(id) is canceled but the operator neither canceled it nor closed its session")
+                fail("agreement: command \(id) is canceled but the operator neither canceled it nor closed its session")
             }
             let decision = c["decision"] as? [String: Any]
-            if row.state == "rejected" && decision?["op"] as? String != "reject" { fail("command \(id) is rejected but was not rejected (decision \(decision ?? [:]))") }
+            if row.state == "rejected" && decision?["op"] as? String != "reject" { fail("agreement: command \(id) is rejected but was not rejected (decision \(decision ?? [:]))") }
             if decision?["op"] as? String == "reject" && decision?["outcome"] as? String == "ok" && row.state != "rejected" {
-                fail("command \(id): reject answered 200 but the record is \(row.state)")
+                fail("agreement: command \(id): reject answered 200 but the record is \(row.state)")
             }
             if row.state == "dead_lettered" && row.attempts != row.maxAttempts {
-                fail("command \(id) is dead-lettered after \(row.attempts) of \(row.maxAttempts) attempts")
+                fail("agreement: command \(id) is dead-lettered after \(row.attempts) of \(row.maxAttempts) attempts")
             }
             let maxSeen = deliveries.compactMap { $0["attempt"] as? Int }.max() ?? 0
-            if maxSeen > row.attempts { fail("command \(id): a device saw attempt \(maxSeen), the record counts \(row.attempts)") }
-            if maxSeen > row.maxAttempts { fail("command \(id): delivered as attempt \(maxSeen) of max \(row.maxAttempts)") }
+            if maxSeen > row.attempts { fail("agreement: command \(id): a device saw attempt \(maxSeen), the record counts \(row.attempts)") }
+            if maxSeen > row.maxAttempts { fail("agreement: command \(id): delivered as attempt \(maxSeen) of max \(row.maxAttempts)") }
             if let needs = c["needs_approval"] as? Bool, needs != row.needsApproval {
-                fail("command \(id): needs_approval \(row.needsApproval) in the record, \(needs) for its kind")
+                fail("agreement: command \(id): needs_approval \(row.needsApproval) in the record, \(needs) for its kind")
             }
-            if let api = c["api_state"] as? String, api != row.state { fail("command \(id): the API says \(api), the record \(row.state)") }
+            if let api = c["api_state"] as? String, api != row.state { fail("agreement: command \(id): the API says \(api), the record \(row.state)") }
         }
         return failures
     }

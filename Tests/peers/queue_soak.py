@@ -214,6 +214,7 @@ class Lease:
         self.via = via
         self.node = node
         self.outcome = None             # what the device did with it
+        self.item = None                # the claimed item as the hub sent it
 
     def to_json(self):
         return {"token": self.token, "attempt": self.attempt, "expires": self.expires, "t_sent": self.t_sent,
@@ -232,6 +233,7 @@ class Cmd:
         self.ttl = None
         self.max_attempts = None
         self.accepted_at = None
+        self.expires_at = None     # the command's TTL deadline as the hub answered it (Unix s)
         self.leases = []
         self.results_ok = []       # [{lease, status, exit_code, t_sent, t_recv}]
         self.results_maybe = []    # attempts whose outcome is unknown (gave up)
@@ -249,7 +251,8 @@ class Cmd:
     def to_json(self):
         return {"nonce": self.nonce, "device_id": self.device, "session_id": self.session, "kind": self.kind,
                 "needs_approval": self.needs_approval, "visibility_timeout_seconds": self.vt, "ttl_seconds": self.ttl,
-                "max_attempts": self.max_attempts, "deliveries": [l.to_json() for l in self.leases],
+                "max_attempts": self.max_attempts, "accepted_at": self.accepted_at, "expires_at": self.expires_at,
+                "deliveries": [l.to_json() for l in self.leases],
                 "results_ok": self.results_ok, "results_maybe": self.results_maybe, "results_refused": self.results_refused,
                 "cancel": self.cancel, "decision": self.decision, "api_state": self.api_state,
                 "cancel_pushes": self.cancel_pushes}
@@ -330,9 +333,37 @@ class Driver:
     def in_fault_window(self, t):
         return any(w["start"] - 1 <= t <= (w["end"] or now()) + 1 for w in self.fault_windows)
 
+    def is_queue_loss(self, action):
+        """A fault that loses the hot queue (and every lease in it): a Redis flush, or a restart
+        of a hub on the embedded store."""
+        return action == "flushall" or (self.args.mode == "embedded" and action.startswith("kill-restart"))
+
     def flushed_after(self, t):
-        """Whether a Redis flush (which loses every lease) happened after time t."""
-        return any(w["action"] == "flushall" and w["start"] >= t - 1 for w in self.fault_windows)
+        """Whether the hot queue was lost (flushed, or an embedded hub restarted) after time t."""
+        return any(self.is_queue_loss(w["action"]) and w["start"] >= t - 1 for w in self.fault_windows)
+
+    def queue_back_before(self, t):
+        """Whether every queue loss before t had been answered (the hub back) by t."""
+        return all(w["end"] is not None and w["end"] <= t for w in self.fault_windows
+                   if self.is_queue_loss(w["action"]) and w["start"] <= t)
+
+    def check_old_lease_result(self, c, lease, status, body, t_sent, t_recv):
+        """docs/queue.md, "When the hot queue is lost": a device that still runs a command whose
+        lease the lost queue issued "can report its result until the redelivery is claimed".
+        A refusal is a violation when the lease was issued before a loss, the result sent after
+        the hub was back, nothing else of the command was claimed before the answer, the lease's
+        own deadline and the command's TTL had not passed, and the command had not ended."""
+        if status != 409 or not self.flushed_after(lease.t_recv) or not self.queue_back_before(t_sent):
+            return
+        if body.get("state") not in ("queued", "claimed") or lease.expiry_uncertain or t_recv > lease.expires - TOL:
+            return
+        if c.expires_at is None or t_recv > c.expires_at - TOL or c.cancel is not None:
+            return
+        if any(other is not lease and other.t_sent < t_recv for other in c.leases):
+            return
+        self.violation("old_lease_result_refused",
+                       f"result with the lease of attempt {lease.attempt} (issued before the queue was lost, live for "
+                       f"{lease.expires - t_recv:.2f} s more, no redelivery claimed) refused: {json.dumps(body)[:200]}", c.id)
 
     # ---------------------------------------------------------------- control channel
 
@@ -516,11 +547,11 @@ class Driver:
         body = self.command_body(nonce, kind, key, ttl, vt, max_attempts)
         sid = dev.session
         path = f"/api/v1/customer/sessions/{sid}/commands"
+        t_sent = now()
         prop = {"nonce": nonce, "key": key, "session_id": sid, "device_id": dev.id, "kind": kind, "mode": key_mode,
-                "outcome": None, "status": None, "id": None, "answers": []}
+                "outcome": None, "status": None, "id": None, "answers": [], "t_sent": t_sent}
         self.proposals.append(prop)
         self.stats.inc("proposals")
-        t_sent = now()
 
         async def one(node=None):
             resp, maybe = await self.call("POST", path, body=body, bearer=self.op_jwt, node=node,
@@ -568,8 +599,15 @@ class Driver:
                 self.violation("idempotency", f"id {cid} answered for two proposals ({c.nonce}, {nonce})", cid)
             c.nonce, c.device, c.session, c.kind = nonce, dev.id, sid, kind
             c.vt, c.ttl, c.max_attempts, c.accepted_at = vt, ttl, max_attempts, t_sent
+            try:
+                c.expires_at = parse_time(first["expires_at"])
+            except (KeyError, TypeError, ValueError):
+                self.violation("contract", f"command expires_at {first.get('expires_at')!r}", cid)
             c.needs_approval = kind not in AUTO_KINDS
             self.check_command_shape(first, body, dev, c, fresh=ok[0].status == 201)
+            for lease in c.leases:   # delivered before this answer was read
+                if getattr(lease, "item", None) is not None:
+                    self.check_delivery(c, lease)
             if c.needs_approval and first.get("state") == "pending_approval" and self.auto_decide:
                 self.spawn(self.decide(c), "decide")
             return c
@@ -586,6 +624,22 @@ class Driver:
         prop["outcome"] = "uncertain"
         self.stats.inc("propose_uncertain")
         return None
+
+    def check_delivery(self, c, lease):
+        """The checks of a delivery that need the command as proposed."""
+        item, cid = lease.item, c.id
+        if c.device != lease.device:
+            self.violation("foreign_delivery", f"device {lease.device} got a command of device {c.device}", cid)
+        if (item.get("args") or {}).get("nonce") != c.nonce:
+            self.violation("contract", f"claimed args {item.get('args')} do not carry nonce {c.nonce}", cid)
+        if item["kind"] != c.kind:
+            self.violation("contract", f"claimed kind {item['kind']} != {c.kind}", cid)
+        if c.max_attempts and item["attempt"] > c.max_attempts:
+            self.violation("attempts", f"attempt {item['attempt']} > max_attempts {c.max_attempts}", cid)
+        if c.needs_approval and (c.decision is None or c.decision.get("op") != "approve"):
+            self.violation("unapproved_delivery", f"delivered without an approval request (decision {c.decision})", cid)
+        if c.decision and c.decision.get("op") == "reject" and c.decision.get("outcome") == "ok":
+            self.violation("rejected_delivery", "a rejected command was delivered", cid)
 
     def check_command_shape(self, j, body, dev, c, fresh):
         want = {"kind": body["kind"], "device_id": dev.id, "session_id": dev.session, "org_id": self.org,
@@ -1134,21 +1188,12 @@ class Device:
         c = d.cmd(cid)
         expires = parse_time(item["lease_expires_at"])
         lease = Lease(cid, item["lease_token"], item["attempt"], expires, t_sent, t_recv, self.id, via, node)
+        lease.item = item
         if c.nonce is None:
-            d.note("unknown_delivery", f"delivered a command the driver has no 201 for", cid)
+            # Delivered before the operator read the 201: checked when it does (Driver.propose).
+            d.note("early_delivery", "delivered before the driver read its 201", cid)
         else:
-            if c.device != self.id:
-                d.violation("foreign_delivery", f"device {self.id} got a command of device {c.device}", cid)
-            if (item.get("args") or {}).get("nonce") != c.nonce:
-                d.violation("contract", f"claimed args {item.get('args')} do not carry nonce {c.nonce}", cid)
-            if item["kind"] != c.kind:
-                d.violation("contract", f"claimed kind {item['kind']} != {c.kind}", cid)
-            if c.max_attempts and item["attempt"] > c.max_attempts:
-                d.violation("attempts", f"attempt {item['attempt']} > max_attempts {c.max_attempts}", cid)
-            if c.needs_approval and (c.decision is None or c.decision.get("op") != "approve"):
-                d.violation("unapproved_delivery", f"delivered without an approval request (decision {c.decision})", cid)
-            if c.decision and c.decision.get("op") == "reject" and c.decision.get("outcome") == "ok":
-                d.violation("rejected_delivery", "a rejected command was delivered", cid)
+            d.check_delivery(c, lease)
         if not isinstance(item["attempt"], int) or item["attempt"] < 1:
             d.violation("contract", f"attempt {item['attempt']!r}", cid)
         if c.terminal_known_at is not None and c.terminal_known_at < t_sent:
@@ -1220,7 +1265,8 @@ class Device:
 
     async def _work(self, c, lease, rng):
         d = self.d
-        vt = c.vt or max(1.0, lease.expires - now())
+        # The visibility timeout, whole seconds (a delivery may arrive before its 201 was read).
+        vt = c.vt or max(1, int(lease.expires - now() + 0.999))
         r = rng.random()
         if c.id in self.canceled:
             lease.outcome = "dropped (cancel push)"
@@ -1314,12 +1360,14 @@ class Device:
             elif status == 409:
                 entry.update(code=body.get("code"), state=body.get("state"))
                 c.results_refused.append(entry)
+                d.check_old_lease_result(c, lease, status, body, t_sent, t_recv)
                 d.stats.inc("results_409")
                 if accepted_before or (maybe and body.get("state") == st):
                     d.violation("result_replay_refused",
                                 f"the same result with the same lease again was refused: {json.dumps(body)[:200]}", c.id)
+                # (The TTL ends a command whatever its lease: a result after expires_at is refused.)
                 if (not late and not maybe and not lease.expiry_uncertain and t_recv < lease.expires - TOL
-                        and c.cancel is None and c.id not in self.canceled and body.get("state") == "claimed"
+                        and c.expires_at is not None and t_recv < c.expires_at - TOL and c.cancel is None and c.id not in self.canceled and body.get("state") == "claimed"
                         and not d.in_fault_window(t_sent) and not d.flushed_after(lease.t_sent)):
                     d.violation("live_lease_refused",
                                 f"result refused with state claimed {lease.expires - t_recv:.2f} s before the lease lapsed", c.id)
@@ -1405,9 +1453,10 @@ async def run_embedded(d):
     if probe_id:
         dev = next(x for x in d.devices if x.id == d.cmds[probe_id].device)
         lease = held[probe_id]
-        status, body, _, _, t_recv = await dev.lease_op(d.cmds[probe_id], lease, "result",
-                                                        {"status": "succeeded", "exit_code": 0, "output": "old lease"})
+        status, body, _, t_sent, t_recv = await dev.lease_op(d.cmds[probe_id], lease, "result",
+                                                             {"status": "succeeded", "exit_code": 0, "output": "old lease"})
         d.note("old_lease_after_restart", f"result with the pre-restart lease: {status} {json.dumps(body)[:200]}", probe_id)
+        d.check_old_lease_result(d.cmds[probe_id], lease, status, body or {}, t_sent, t_recv)
         if status == 200:
             d.cmds[probe_id].results_ok.append({"lease": lease.token, "status": "succeeded", "exit_code": 0, "t_sent": 0,
                                                 "t_recv": t_recv, "attempt": lease.attempt, "late": False, "maybe": False})
