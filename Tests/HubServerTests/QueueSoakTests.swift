@@ -114,14 +114,17 @@ final class QueueSoakTests: XCTestCase {
             throw TestError("no soak report")
         }
         print("queue soak \(name): driver log tail:\n\(log.suffix(3000))")
-        print("queue soak \(name): report kept at \(out)")
-        return SoakReport(json)
+        return SoakReport(json, path: out)
     }
 
     private func finish(name: String, report: SoakReport, records: SoakRecords, failures: [String], cluster: SoakCluster,
                         file: StaticString = #filePath, line: UInt = #line) {
         print("queue soak \(name): \(SoakChecker.summary(report: report, records: records))")
-        guard !failures.isEmpty else { return }
+        guard !failures.isEmpty else {
+            try? FileManager.default.removeItem(atPath: report.path)
+            return
+        }
+        print("queue soak \(name): the driver's report is kept at \(report.path)")
         for (i, node) in cluster.nodes.enumerated() {
             print("queue soak \(name): hub \(i) log tail:\n\(node.log.suffix(4000))")
         }
@@ -291,6 +294,8 @@ final class SoakDriver {
 
 struct SoakReport {
     let raw: [String: Any]
+    /// The report file (removed when the test passes).
+    let path: String
     var orgID: String { raw["org_id"] as? String ?? "" }
     var seed: Int { raw["seed"] as? Int ?? -1 }
     var proposals: [[String: Any]] { raw["proposals"] as? [[String: Any]] ?? [] }
@@ -299,7 +304,10 @@ struct SoakReport {
     var closedSessions: Set<String> { Set((raw["closed_sessions"] as? [String: Any] ?? [:]).keys) }
     var stats: [String: Any] { raw["stats"] as? [String: Any] ?? [:] }
 
-    init(_ raw: [String: Any]) { self.raw = raw }
+    init(_ raw: [String: Any], path: String) {
+        self.raw = raw
+        self.path = path
+    }
 }
 
 // MARK: - the records
