@@ -66,20 +66,23 @@ public struct CommandContext: Sendable {
 
     /// Applies `change` to a command that is in one of `from`, and appends the event `event(s)`
     /// names for the state `s` it left, in one conditional write. The first candidate is tried
-    /// first; when the record is in another candidate state, that one is tried next, so the
-    /// event's `fromState` is always the state the update replaced (the history chains).
+    /// first; when the record is in another candidate state, that one is tried next (a few
+    /// times at most), so the event's `fromState` is always the state the update replaced (the
+    /// history chains).
     func update(_ id: UUID, from candidates: [CommandState], attemptsAtMost: Int? = nil, leaseToken: UUID? = nil,
                 change: CommandChange, event: (CommandState) -> CommandEvent?) async throws(StoreError) -> RecordUpdate<CommandRecord> {
-        var tried: Set<CommandState> = []
         guard var next = candidates.first else { return .notFound }
-        while true {
-            tried.insert(next)
+        // Bounded: another writer may move the record between two tries (a release's write
+        // landing while a claim records), so a state may come round again.
+        for _ in 0..<4 {
             let result = try await records.updateCommand(
                 id: id, where: CommandCondition(states: [next], attemptsAtMost: attemptsAtMost, leaseToken: leaseToken),
                 change: change, event: event(next))
-            guard case .conflict(let current) = result, candidates.contains(current.state), !tried.contains(current.state) else { return result }
+            // Done, missing, or refused for another reason than its state (attempts, lease).
+            guard case .conflict(let current) = result, candidates.contains(current.state), current.state != next else { return result }
             next = current.state
         }
+        return try await records.command(id: id).map { .conflict(current: $0) } ?? .notFound
     }
 
     func emit(_ event: RoomEvent) async { await events.emit(event) }

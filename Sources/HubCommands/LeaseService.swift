@@ -54,10 +54,19 @@ public struct LeaseService: Sendable {
                 // The record ended it (canceled while the claim ran): the record decides.
                 _ = try? await context.queue.cancel(queueName, id: lease.id, now: now)
                 continue
-            case .conflict:
-                // The record already counts this delivery (a rebuild from an older count):
-                // the lease is still the queue's current one, so it is handed out.
+            case .conflict(let current) where current.state == .claimed && current.attempts >= lease.attempts:
+                // The record already counts this delivery: the lease is the queue's current
+                // one, so it is handed out.
                 break
+            case .conflict(let current):
+                // The record moved on in a way this delivery cannot be written over: give the
+                // delivery back rather than hand out one the record does not know.
+                context.logger.warning("claim not recorded; delivery given back", metadata: [
+                    "command_id": .string(lease.id.lowercasedString), "record_state": .string(current.state.rawValue),
+                    "record_attempts": .stringConvertible(current.attempts), "attempt": .stringConvertible(lease.attempts),
+                ])
+                _ = try? await context.queue.release(queueName, id: lease.id, token: lease.token, delay: .zero, now: now)
+                continue
             case .notFound:
                 _ = try? await context.queue.cancel(queueName, id: lease.id, now: now)
                 continue

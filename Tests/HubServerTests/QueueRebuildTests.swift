@@ -28,8 +28,11 @@ final class QueueRebuildTests: XCTestCase {
         cli.waitUntilExit()
         XCTAssertEqual(cli.terminationStatus, 0)
 
-        // Device tokens lived in Redis: the agent authenticates again.
-        try hub.expect(401, "POST", "/api/v1/device/commands/claim", bearer: f.deviceToken, json: [:])
+        // Device tokens lived in Redis: the agent authenticates again (once the nodes' one-second
+        // memory of recently validated tokens has passed).
+        XCTAssertTrue(try QueueFixture.eventually(timeout: 5) {
+            try hub.request("GET", "/api/v1/device/me", bearer: f.deviceToken).status == 401
+        })
         // (The fixture kept no secret; rotate to get one, as an operator would.)
         let rotated = try hub.expect(200, "POST", "/api/v1/customer/devices/\(f.device.uuidString)/rotate-secret", bearer: f.op)
         let token = try hub.deviceToken(f.device, try XCTUnwrap(rotated["device_secret"] as? String))

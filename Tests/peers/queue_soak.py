@@ -694,6 +694,11 @@ class Driver:
             c.decision["state"] = j.get("state")
             if j.get("state") is None:
                 self.violation("contract", f"409 on {op} without state: {resp.text()}", c.id)
+            elif maybe and op == "approve" and j.get("state") in ("queued", "claimed"):
+                # An earlier attempt reached a node that died before answering: it applied the
+                # approval, and this retry found it done.
+                c.decision["outcome"] = "ok"
+                self.stats.inc("approved")
             elif j.get("state") not in TERMINAL:
                 # Only a command that already ended (canceled, expired, session closed) may refuse a decision.
                 self.violation("decision_refused", f"409 on {op} of a command in state {j.get('state')}", c.id)
