@@ -49,11 +49,40 @@ public struct CommandContext: Sendable {
         await wakeups.commandAvailable(deviceID: c.deviceID)
     }
 
-    /// The hot-queue message of a queued record (attempts: deliveries already made).
+    /// The hot-queue message of an unfinished record. A claimed record keeps its delivery: the
+    /// message starts claimed under the record's lease, so the device holding it can extend it
+    /// and report its result, and it lapses at its deadline like any other.
     static func message(for c: CommandRecord) -> QueueMessage {
-        QueueMessage(id: c.id, priority: c.priority, payload: Delivery.payload(kind: c.kind, arguments: c.arguments),
-                     visibilityTimeout: .seconds(c.visibilityTimeoutSeconds), maxAttempts: c.maxAttempts,
-                     expiresAt: c.expiresAt.storeMillis, attempts: min(c.attempts, c.maxAttempts - 1))
+        var lease: QueueMessage.Lease?
+        var attempts = min(c.attempts, c.maxAttempts - 1)
+        if c.state == .claimed, let token = c.leaseToken, let deadline = c.leaseExpiresAt, c.attempts >= 1 {
+            lease = QueueMessage.Lease(token: token, deadline: deadline.storeMillis, leasedAt: (c.leasedAt ?? deadline).storeMillis)
+            attempts = min(c.attempts, c.maxAttempts)
+        }
+        return QueueMessage(id: c.id, priority: c.priority, payload: Delivery.payload(kind: c.kind, arguments: c.arguments),
+                            visibilityTimeout: .seconds(c.visibilityTimeoutSeconds), maxAttempts: c.maxAttempts,
+                            expiresAt: c.expiresAt.storeMillis, attempts: attempts, lease: lease)
+    }
+
+    /// Applies `change` to a command that is in one of `from`, and appends the event `event(s)`
+    /// names for the state `s` it left, in one conditional write. The first candidate is tried
+    /// first; when the record is in another candidate state, that one is tried next (a few
+    /// times at most), so the event's `fromState` is always the state the update replaced (the
+    /// history chains).
+    func update(_ id: UUID, from candidates: [CommandState], attemptsAtMost: Int? = nil, leaseToken: UUID? = nil,
+                change: CommandChange, event: (CommandState) -> CommandEvent?) async throws(StoreError) -> RecordUpdate<CommandRecord> {
+        guard var next = candidates.first else { return .notFound }
+        // Bounded: another writer may move the record between two tries (a release's write
+        // landing while a claim records), so a state may come round again.
+        for _ in 0..<4 {
+            let result = try await records.updateCommand(
+                id: id, where: CommandCondition(states: [next], attemptsAtMost: attemptsAtMost, leaseToken: leaseToken),
+                change: change, event: event(next))
+            // Done, missing, or refused for another reason than its state (attempts, lease).
+            guard case .conflict(let current) = result, candidates.contains(current.state), current.state != next else { return result }
+            next = current.state
+        }
+        return try await records.command(id: id).map { .conflict(current: $0) } ?? .notFound
     }
 
     func emit(_ event: RoomEvent) async { await events.emit(event) }

@@ -121,8 +121,10 @@ public struct CommandService: Sendable {
         case .notFound: throw Problem.missing("command")
         }
         context.metrics.approvalWait.observe(nanoseconds: Int(max(0, now.timeIntervalSince(command.createdAt)) * 1e9), shard: QueueMetrics.shard)
-        try await context.audit.record(approve ? .commandApprove : .commandReject, by: caller, orgID: command.orgID, target: .command(command.id))
+        // The device first (the approval's latency is what a person waits for), then the audit
+        // entry, whose failure still fails the request (the change stands either way).
         if approve { await context.enqueueAndWake(decided) }
+        try await context.audit.record(approve ? .commandApprove : .commandReject, by: caller, orgID: command.orgID, target: .command(command.id))
         await context.emit(DomainEvents.commandStatus(decided))
         await context.emit(DomainEvents.approvalDecided(subject: "command", id: decided.id, sessionID: decided.sessionID, deviceID: decided.deviceID,
                                                         orgID: decided.orgID, decision: approve ? "approved" : "rejected", decidedBy: approver))
@@ -136,10 +138,13 @@ public struct CommandService: Sendable {
         let now = Date.storeNow()
         let detail = note.map { WireText.object([("note", WireText.quoted($0))]) } ?? "{}"
         let change = CommandChange(state: .canceled, lease: .clear, finishedAt: now, updatedAt: now)
-        let event = CommandEvent(commandID: command.id, event: "canceled", toState: .canceled, actor: caller.actorID, detail: detail, at: now)
+        let unfinished: [CommandState] = [.pendingApproval, .queued, .claimed]
+        let from = (command.state.isTerminal ? [] : [command.state]) + unfinished.filter { $0 != command.state }
+        let update = try await context.update(command.id, from: from, change: change) { previous in
+            CommandEvent(commandID: command.id, event: "canceled", fromState: previous, toState: .canceled, actor: caller.actorID, detail: detail, at: now)
+        }
         let canceled: CommandRecord
-        switch try await context.records.updateCommand(id: command.id, where: CommandCondition(states: [.pendingApproval, .queued, .claimed]),
-                                                       change: change, event: event) {
+        switch update {
         case .updated(let c): canceled = c
         case .conflict(let current): throw Problem.illegalTransition("the command already ended as \(current.state.rawValue)", state: current.state.rawValue)
         case .notFound: throw Problem.missing("command")

@@ -38,10 +38,15 @@ public struct LeaseService: Sendable {
         for lease in claim.leases {
             let change = CommandChange(state: .claimed, attempts: lease.attempts,
                                        lease: .set(token: lease.token, expiresAt: Date(storeMillis: lease.deadline), leasedAt: at), updatedAt: at)
-            let event = CommandEvent(commandID: lease.id, event: "claimed", fromState: .queued, toState: .claimed, actor: "device",
-                                     detail: WireText.object([("attempt", String(lease.attempts))]), at: at)
-            let update = try await context.records.updateCommand(
-                id: lease.id, where: CommandCondition(states: [.queued, .claimed], attemptsAtMost: lease.attempts - 1), change: change, event: event)
+            // From `claimed`: the previous delivery's lease lapsed in the queue and this claim
+            // records before the lapse was (the lapse's own write then finds a newer delivery
+            // and records nothing); the event says so.
+            let update = try await context.update(lease.id, from: [.queued, .claimed], attemptsAtMost: lease.attempts - 1, change: change) { previous in
+                var detail: [(String, String)] = [("attempt", String(lease.attempts))]
+                if previous == .claimed { detail.append(("previous_lease", "\"lapsed\"")) }
+                return CommandEvent(commandID: lease.id, event: "claimed", fromState: previous, toState: .claimed, actor: "device",
+                                    detail: WireText.object(detail), at: at)
+            }
             switch update {
             case .updated(let c):
                 await context.emit(DomainEvents.commandStatus(c))
@@ -49,10 +54,19 @@ public struct LeaseService: Sendable {
                 // The record ended it (canceled while the claim ran): the record decides.
                 _ = try? await context.queue.cancel(queueName, id: lease.id, now: now)
                 continue
-            case .conflict:
-                // The record already counts this delivery (a rebuild from an older count):
-                // the lease is still the queue's current one, so it is handed out.
+            case .conflict(let current) where current.state == .claimed && current.attempts >= lease.attempts:
+                // The record already counts this delivery: the lease is the queue's current
+                // one, so it is handed out.
                 break
+            case .conflict(let current):
+                // The record moved on in a way this delivery cannot be written over: give the
+                // delivery back rather than hand out one the record does not know.
+                context.logger.warning("claim not recorded; delivery given back", metadata: [
+                    "command_id": .string(lease.id.lowercasedString), "record_state": .string(current.state.rawValue),
+                    "record_attempts": .stringConvertible(current.attempts), "attempt": .stringConvertible(lease.attempts),
+                ])
+                _ = try? await context.queue.release(queueName, id: lease.id, token: lease.token, delay: .zero, now: now)
+                continue
             case .notFound:
                 _ = try? await context.queue.cancel(queueName, id: lease.id, now: now)
                 continue
@@ -74,10 +88,9 @@ public struct LeaseService: Sendable {
         let answer = try await context.queue.extend(CommandContext.queueName(deviceID), id: commandID, token: token, by: .seconds(seconds), now: .now())
         let status = try await settled(answer, deviceID: deviceID, commandID: commandID, token: token)
         if let deadline = status.leaseDeadline {
-            // The record's deadline is informative (customers see it); the queue enforces it.
-            _ = try? await context.records.updateCommand(
-                id: commandID, where: CommandCondition(states: [.claimed], leaseToken: token),
-                change: CommandChange(lease: .set(token: token, expiresAt: Date(storeMillis: deadline), leasedAt: Date(storeMillis: deadline))), event: nil)
+            // The queue enforces the deadline; the record keeps it so that a queue rebuilt from
+            // the records carries the extended lease over (and customers see it).
+            try await recordDeadline(commandID, token: token, deadline: deadline)
         }
         return LeaseState(id: commandID, state: status.state.rawValue, leaseExpiresAt: status.leaseDeadline)
     }
@@ -96,7 +109,7 @@ public struct LeaseService: Sendable {
         let event = CommandEvent(commandID: commandID, event: dead ? "dead_lettered" : "released", fromState: .claimed, toState: change.state,
                                  actor: "device", detail: WireText.object([("delay_seconds", String(delaySeconds))]), at: at)
         if case .updated(let c) = try await context.records.updateCommand(
-            id: commandID, where: CommandCondition(states: [.claimed, .queued]), change: change, event: event) {
+            id: commandID, where: CommandCondition(states: [.claimed], leaseToken: token), change: change, event: event) {
             if dead { context.metrics.deadLetters.increment(shard: QueueMetrics.shard) }
             await context.emit(DomainEvents.commandStatus(c))
         }
@@ -117,6 +130,7 @@ public struct LeaseService: Sendable {
             guard (1...43_200).contains(extendSeconds) else { throw Problem.invalid("extend_seconds must be 1...43200") }
             current = try await settled(try await context.queue.extend(queueName, id: commandID, token: token, by: .seconds(extendSeconds), now: .now()),
                                         deviceID: deviceID, commandID: commandID, token: token)
+            if let deadline = current.leaseDeadline { try await recordDeadline(commandID, token: token, deadline: deadline) }
         } else {
             guard let s = try await context.queue.status(queueName, id: commandID) else {
                 current = try await settled(.notFound, deviceID: deviceID, commandID: commandID, token: token)
@@ -153,23 +167,33 @@ public struct LeaseService: Sendable {
         let outcome = QueueOutcome(succeeded: succeeded, result: Array((resultJSON + "\n" + (output ?? "")).utf8))
         let now = StoreMillis.now()
         let answer = try await context.queue.complete(CommandContext.queueName(deviceID), id: commandID, token: token, outcome: outcome, now: now)
-        var condition = CommandCondition(states: [.queued, .claimed])
+        var candidates: [CommandState] = [.claimed, .queued]
+        var leaseCondition: UUID?
         switch answer {
         case .ok, .alreadyDone:
             break
         case .conflict(let s):
             throw Problem.leaseConflict(state: try await recordedState(commandID, fallback: s.state.rawValue))
         case .notFound:
-            // The queue lost it (flushed; rebuilding): the record's lease is the evidence.
+            // The queue lost it (flushed; being rebuilt): the record's lease is the evidence.
+            // The record keeps the last lease's token after the result, so a repeat of an
+            // accepted result is recognised here too.
             let record = try await owned(deviceID: deviceID, commandID: commandID)
-            guard record.state == .claimed, record.leaseToken == token else { throw Problem.leaseConflict(state: record.state.rawValue) }
-            condition = CommandCondition(states: [.claimed], leaseToken: token)
+            guard record.leaseToken == token else { throw Problem.leaseConflict(state: record.state.rawValue) }
+            if record.state == status { return LeaseState(id: commandID, state: status.rawValue, leaseExpiresAt: nil) }
+            guard record.state == .claimed else { throw Problem.leaseConflict(state: record.state.rawValue) }
+            candidates = [.claimed]
+            leaseCondition = token
         }
         let at = Date(storeMillis: now)
-        let change = CommandChange(state: status, lease: .clear, exitCode: exitCode.map(Int.init), outputSummary: output, result: resultJSON,
+        // The lease stays on the record (token and deadline of the delivery that produced the
+        // result): the evidence for a repeated result while the queue is being rebuilt.
+        let change = CommandChange(state: status, exitCode: exitCode.map(Int.init), outputSummary: output, result: resultJSON,
                                    finishedAt: at, updatedAt: at)
-        let event = CommandEvent(commandID: commandID, event: "result", fromState: .claimed, toState: status, actor: "device", detail: resultJSON, at: at)
-        switch try await context.records.updateCommand(id: commandID, where: condition, change: change, event: event) {
+        let update = try await context.update(commandID, from: candidates, leaseToken: leaseCondition, change: change) { previous in
+            CommandEvent(commandID: commandID, event: "result", fromState: previous, toState: status, actor: "device", detail: resultJSON, at: at)
+        }
+        switch update {
         case .updated(let c):
             (succeeded ? context.metrics.succeeded : context.metrics.failed).increment(shard: QueueMetrics.shard)
             await context.emit(DomainEvents.commandStatus(c))
@@ -183,6 +207,16 @@ public struct LeaseService: Sendable {
             throw Problem.missing("command")
         }
         return LeaseState(id: commandID, state: status.rawValue, leaseExpiresAt: nil)
+    }
+
+    /// Writes an extended deadline into the record, keeping the delivery's `leasedAt` (the 12 h
+    /// cap counts from it).
+    private func recordDeadline(_ commandID: UUID, token: UUID, deadline: StoreMillis) async throws {
+        guard let record = try await context.records.command(id: commandID), record.state == .claimed, record.leaseToken == token else { return }
+        let leasedAt = record.leasedAt ?? Date(storeMillis: deadline)
+        _ = try await context.records.updateCommand(
+            id: commandID, where: CommandCondition(states: [.claimed], leaseToken: token),
+            change: CommandChange(lease: .set(token: token, expiresAt: Date(storeMillis: deadline), leasedAt: leasedAt)), event: nil)
     }
 
     /// The status after a lease operation, or the problem for the device: 404 for a command that
@@ -200,10 +234,13 @@ public struct LeaseService: Sendable {
         }
     }
 
-    /// The state a conflict reports: the record's (it decides; the queue's may lag a cancel).
+    /// The state a conflict reports: the record's when it ended (it decides; the queue's may lag
+    /// a cancel), `expired` when the TTL passed (the queue refuses then; the reaper records it
+    /// next), else the queue's.
     private func recordedState(_ commandID: UUID, fallback: String) async throws -> String {
         guard let record = try? await context.records.command(id: commandID) else { return fallback }
-        return record.state.isTerminal ? record.state.rawValue : fallback
+        if record.state.isTerminal { return record.state.rawValue }
+        return record.expiresAt <= Date() ? CommandState.expired.rawValue : fallback
     }
 
     /// The record of a command of this device, or 404 (another device's command looks missing).

@@ -11,10 +11,9 @@ import HubStore
 ///   one node (the holder of `queue:rebuild-lock`) enqueues every unfinished record (queued or
 ///   claimed) with its delivery count, then sets the marker. Enqueue is idempotent by id, so
 ///   commands accepted during the rebuild are neither lost nor doubled.
-/// - A claimed record's lease is not carried over (the queue that issued it is gone): the
-///   command is in line again, and the device's result for the old lease is still accepted
-///   while the record shows that lease (LeaseService.result). A command whose deliveries are
-///   used up is dead-lettered instead.
+/// - A claimed record keeps its lease: it is enqueued claimed under the record's token and
+///   deadline, so the device that holds it extends it and reports its result as before, and it
+///   lapses (redelivery or dead letter) at its deadline like any other lease.
 /// - `reconcile` enqueues queued or claimed records the queue does not know: an accepted
 ///   command whose enqueue failed, or whose node died between the record and the enqueue.
 public struct QueueKeeper: Sendable {
@@ -69,7 +68,8 @@ public struct QueueKeeper: Sendable {
         while true {
             let page = try await context.records.unfinishedCommands(afterSeq: after, limit: Self.page)
             for c in page {
-                if c.attempts >= c.maxAttempts {
+                if c.state == .queued && c.attempts >= c.maxAttempts {
+                    // Cannot be delivered again (a lost dead-letter transition): finish it.
                     await recorder.record(QueueTransition(queue: CommandContext.queueName(c.deviceID), id: c.id, state: .deadLettered, attempts: c.attempts))
                 } else {
                     try await enqueue(c)
@@ -89,7 +89,7 @@ public struct QueueKeeper: Sendable {
         var repaired = 0
         while true {
             let page = try await context.records.unfinishedCommands(afterSeq: after, limit: Self.page)
-            for c in page where c.attempts < c.maxAttempts {
+            for c in page where c.state == .claimed || c.attempts < c.maxAttempts {
                 if try await context.queue.status(CommandContext.queueName(c.deviceID), id: c.id) == nil {
                     try await enqueue(c)
                     repaired += 1

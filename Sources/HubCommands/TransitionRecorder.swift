@@ -7,9 +7,10 @@ import HubStore
 ///
 /// The queue applies a transition atomically and reports it to exactly one caller (the claim
 /// or sweep that made it), so one node records it. The record update is conditional so that a
-/// late writer cannot undo a newer fact: a requeue of delivery n applies only while the record
-/// has at most n deliveries (a newer claim, already recorded, wins), and nothing changes a
-/// terminal record. When the condition fails, nothing is announced.
+/// late writer cannot undo a newer fact: a requeue of delivery n applies only to a claimed
+/// record with at most n deliveries (a newer claim, already recorded, wins; it records that it
+/// took over a lapsed lease), and nothing changes a terminal record. When the condition fails,
+/// nothing is announced.
 struct TransitionRecorder: Sendable {
     let context: CommandContext
 
@@ -19,29 +20,33 @@ struct TransitionRecorder: Sendable {
 
     func record(_ t: QueueTransition) async {
         let now = Date.storeNow()
-        let condition: CommandCondition
+        let from: [CommandState]
+        var attemptsAtMost: Int?
         let change: CommandChange
         let name: String
         switch t.state {
         case .queued:
-            condition = CommandCondition(states: [.queued, .claimed], attemptsAtMost: t.attempts)
+            from = [.claimed]
+            attemptsAtMost = t.attempts
             change = CommandChange(state: .queued, attempts: t.attempts, lease: .clear, updatedAt: now)
             name = "lease_lapsed"
         case .deadLettered:
-            condition = CommandCondition(states: [.queued, .claimed])
+            from = [.claimed, .queued]
             change = CommandChange(state: .deadLettered, attempts: t.attempts, lease: .clear, finishedAt: now, updatedAt: now)
             name = "dead_lettered"
         case .expired:
-            condition = CommandCondition(states: [.pendingApproval, .queued, .claimed])
+            from = [.claimed, .queued, .pendingApproval]
             change = CommandChange(state: .expired, lease: .clear, finishedAt: now, updatedAt: now)
             name = "expired"
         default:
             return
         }
-        let event = CommandEvent(commandID: t.id, event: name, toState: change.state, actor: "queue",
-                                 detail: WireText.object([("attempts", String(t.attempts))]), at: now)
+        let detail = WireText.object([("attempts", String(t.attempts))])
         do {
-            guard case .updated(let c) = try await context.records.updateCommand(id: t.id, where: condition, change: change, event: event) else { return }
+            let update = try await context.update(t.id, from: from, attemptsAtMost: attemptsAtMost, change: change) { previous in
+                CommandEvent(commandID: t.id, event: name, fromState: previous, toState: change.state, actor: "queue", detail: detail, at: now)
+            }
+            guard case .updated(let c) = update else { return }
             switch t.state {
             case .queued: context.metrics.leaseExpiries.increment(shard: QueueMetrics.shard)
             case .deadLettered: context.metrics.deadLetters.increment(shard: QueueMetrics.shard)

@@ -55,7 +55,7 @@ public final class HubServer: @unchecked Sendable {
         identity = IdentityLayer(config: config, loops: group.loops, dataStores: dataStores, application: application,
                                  deviceConnections: deviceConnections, registry: registry, logger: logger)
         services.add(identity)
-        commands = CommandsLayer(config: config, loops: group.loops, dataStores: dataStores, connections: deviceConnections,
+        commands = CommandsLayer(config: config, loops: group.loops, dataStores: dataStores, application: application, connections: deviceConnections,
                                  registry: registry, logger: logger)
         // Not ready while the hot queue is not known to be whole (at start, and while it is
         // rebuilt after Redis lost it): devices would claim from a partial queue.
@@ -148,6 +148,7 @@ public final class HubServer: @unchecked Sendable {
         logger.info("draining", metadata: ["grace_seconds": .stringConvertible(grace)])
         for l in listeners { l.loop.execute { l.close() } }
         for loop in group.loops { loop.execute { loop.forEachChannel { $0.drain() } } }
+        commands.waiters.wakeAll()
         let deadline = Date().addingTimeInterval(grace)
         var clean = false
         while Date() < deadline {

@@ -350,3 +350,68 @@ final class QueueEndToEndTests: XCTestCase {
         XCTAssertEqual(total, 3)
     }
 }
+
+/// The device socket's lease messages, validated against protocol/ws by the Python peer.
+final class DeviceSocketQueueTests: XCTestCase {
+    func testLeaseMessagesOverTheDeviceSocket() async throws {
+        let hub = try await IdentityTestHub(.embedded)
+        defer { hub.stop() }
+        let f = try QueueFixture(hub)
+        try f.autoApprove(["job"])
+        let session = try f.activeSession()
+        let id = try XCTUnwrap(try f.propose(session, "job")["id"] as? String)
+        let lease = try XCTUnwrap(try f.claim().first)
+        let token = try XCTUnwrap(lease["lease_token"] as? String)
+        let ws = try hub.socket("/ws/device", steps: [
+            ["send": ["type": "progress", "id": "p", "command_id": id, "lease_token": token, "percent": 50, "status": ["phase": "copy"]]], ["recv": 1],
+            ["send": ["type": "extend", "id": "e", "command_id": id, "lease_token": token, "seconds": 60]], ["recv": 1],
+            ["send": ["type": "extend", "id": "x", "command_id": id, "lease_token": UUID().uuidString, "seconds": 60]], ["recv": 1],
+            ["send": ["type": "result", "id": "r", "command_id": id, "lease_token": token, "status": "succeeded", "exit_code": 0, "output": "ok"]], ["recv": 1],
+            ["send": ["type": "result", "id": "r2", "command_id": id, "lease_token": token, "status": "succeeded", "exit_code": 0, "output": "ok"]], ["recv": 1],
+            ["send": ["type": "release", "id": "l", "command_id": id, "lease_token": token]], ["recv": 1],
+            ["send": ["type": "result", "id": "b", "command_id": "nope", "lease_token": token, "status": "succeeded"]], ["recv": 1],
+            ["send": ["type": "claim", "id": "c", "max": 0]], ["recv": 1],
+            ["send": ["type": "claim", "id": "c2"]], ["recv": 1],
+        ], bearer: f.deviceToken)
+        let got = try ws.finish()
+        let byID = Dictionary(got.received.compactMap { m in (m["id"] as? String).map { ($0, m) } }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(byID["p"]?["type"] as? String, "ack")
+        XCTAssertEqual(byID["p"]?["state"] as? String, "claimed")
+        XCTAssertEqual(byID["e"]?["type"] as? String, "ack")
+        XCTAssertNotNil(byID["e"]?["lease_expires_at"] as? String)
+        XCTAssertEqual(byID["x"]?["code"] as? String, "lease_conflict")
+        XCTAssertEqual(byID["x"]?["state"] as? String, "claimed")
+        XCTAssertEqual(byID["r"]?["state"] as? String, "succeeded")
+        XCTAssertEqual(byID["r2"]?["state"] as? String, "succeeded", "a repeated result is answered the same")
+        XCTAssertEqual(byID["l"]?["code"] as? String, "lease_conflict")
+        XCTAssertEqual(byID["l"]?["state"] as? String, "succeeded")
+        XCTAssertEqual(byID["b"]?["code"] as? String, "invalid_argument")
+        XCTAssertEqual(byID["c"]?["code"] as? String, "invalid_argument")
+        XCTAssertEqual(byID["c2"]?["type"] as? String, "commands")
+        XCTAssertEqual((byID["c2"]?["commands"] as? [Any])?.count, 0)
+        let events = try await f.events(id)
+        XCTAssertEqual(events, ["proposed", "claimed", "progress", "result"])
+        let record = try await hub.stores.records.command(id: UUID(uuidString: id)!)
+        XCTAssertEqual(record?.outputSummary, "ok")
+    }
+}
+
+/// A drain does not wait for long polls: they answer at once with what there is.
+final class QueueDrainTests: XCTestCase {
+    func testDrainEndsLongPolls() async throws {
+        let hub = try await IdentityTestHub(.embedded)
+        let f = try QueueFixture(hub)
+        var polled: TestClient.Response?
+        let poller = Thread { polled = try? TestClient(port: hub.port).request("POST", "/api/v1/device/commands/claim",
+            headers: ["Authorization": "Bearer \(f.deviceToken)", "Content-Type": "application/json"], body: #"{"wait_seconds":20}"#) }
+        poller.start()
+        usleep(500_000)
+        let started = Date()
+        XCTAssertTrue(hub.server.drain(gracePeriod: 15), "drained cleanly")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "the long poll did not hold the drain")
+        XCTAssertTrue(try QueueFixture.eventually(timeout: 2) { polled != nil })
+        XCTAssertEqual(polled?.status, 200)
+        XCTAssertEqual((polled?.json?["commands"] as? [Any])?.count, 0)
+        hub.stop()
+    }
+}

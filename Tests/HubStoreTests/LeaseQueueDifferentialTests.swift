@@ -30,7 +30,7 @@ import Testing
                 run.tally(answers[0])
             }
             // The run went through the interesting paths, not just empty claims.
-            for kind in ["lease", "transition", "conflict", "ok("] {
+            for kind in ["lease", "transition", "conflict", "ok(", "release ok("] {
                 #expect(run.tallies[kind, default: 0] > 0, "seed \(seed): no \(kind) in \(run.tallies)")
             }
         }
@@ -42,6 +42,7 @@ private enum DifferentialOperation: CustomStringConvertible {
     case enqueue(queue: String, message: Int, QueueMessage)
     case claim(queue: String, max: Int)
     case extend(queue: String, message: Int, lease: String, by: Duration)
+    case release(queue: String, message: Int, lease: String, delay: Duration)
     case complete(queue: String, message: Int, lease: String, QueueOutcome)
     case cancel(queue: String, message: Int)
     case sweep(limit: Int)
@@ -56,6 +57,7 @@ private enum DifferentialOperation: CustomStringConvertible {
             return "enqueue(\(q), m\(m), \(msg.priority) vt=\(msg.visibilityTimeout) max=\(msg.maxAttempts) att=\(msg.attempts))"
         case .claim(let q, let max): return "claim(\(q), max: \(max))"
         case .extend(let q, let m, let lease, let by): return "extend(\(q), m\(m), \(lease), by: \(by))"
+        case .release(let q, let m, let lease, let delay): return "release(\(q), m\(m), \(lease), delay: \(delay))"
         case .complete(let q, let m, let lease, let outcome): return "complete(\(q), m\(m), \(lease), ok: \(outcome.succeeded))"
         case .cancel(let q, let m): return "cancel(\(q), m\(m))"
         case .sweep(let limit): return "sweep(limit: \(limit))"
@@ -115,7 +117,7 @@ private struct DifferentialRun {
             return .enqueue(queue: queue, message: message, msg)
         case 32..<52:
             return .claim(queue: queue, max: int(1...4))
-        case 52..<64, 64..<80:
+        case 52..<80:
             var target = (label: "foreign", queue: queue, message: message)
             if !leases.isEmpty && int(0...9) > 0 {
                 // Mostly recent leases (live ones), sometimes any (stale ones).
@@ -123,8 +125,16 @@ private struct DifferentialRun {
                 target = leases[int(0...9) < 7 ? int(recent...leases.count - 1) : int(0...leases.count - 1)]
                 if int(0...19) == 0 { target.queue = queue }
             }
-            if roll < 64 {
+            if roll < 60 {
                 return .extend(queue: target.queue, message: target.message, lease: target.label, by: .milliseconds(int(500...6_000)))
+            }
+            if roll < 70 {
+                // Often the newest lease, which is most likely still live: a release that
+                // succeeds is what moves the message back in line.
+                if let newest = leases.last, int(0...1) == 0 { target = newest }
+                // Half at once, half after a delay (sometimes past the message's TTL).
+                let delay = int(0...1) == 0 ? 0 : int(1...8_000)
+                return .release(queue: target.queue, message: target.message, lease: target.label, delay: .milliseconds(delay))
             }
             let outcome = QueueOutcome(succeeded: int(0...3) > 0, result: Array(["exit 0", "exit 1"][int(0...1)].utf8))
             return .complete(queue: target.queue, message: target.message, lease: target.label, outcome)
@@ -162,6 +172,8 @@ private struct DifferentialRun {
                 return "claim \(claim.transitions.map(render)) \(leases)"
             case .extend(let q, let m, let lease, let by):
                 return "extend " + render(try await queue.extend(q, id: ids[m], token: tokens[side][lease] ?? foreign, by: by, now: now), side)
+            case .release(let q, let m, let lease, let delay):
+                return "release " + render(try await queue.release(q, id: ids[m], token: tokens[side][lease] ?? foreign, delay: delay, now: now), side)
             case .complete(let q, let m, let lease, let outcome):
                 return "complete " + render(try await queue.complete(q, id: ids[m], token: tokens[side][lease] ?? foreign, outcome: outcome, now: now), side)
             case .cancel(let q, let m):
@@ -180,7 +192,7 @@ private struct DifferentialRun {
     }
 
     mutating func tally(_ answer: String) {
-        for kind in ["lease", "transition", "conflict", "ok(", "done(", "notFound", "forgotten", "error"] where answer.contains(kind) {
+        for kind in ["lease", "transition", "conflict", "ok(", "done(", "notFound", "forgotten", "error", "release ok("] where answer.contains(kind) {
             tallies[kind, default: 0] += 1
         }
     }

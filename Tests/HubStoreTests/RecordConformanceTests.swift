@@ -24,6 +24,53 @@ struct RecordConformanceTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func updateOrgPolicySetsOnlyTheGivenFields(_ backend: Backend) async throws {
+        try await withRecordStore(backend) { store in
+            let org = Org(name: "Acme", slug: "acme", requireDistinctApprover: true, autoApprovedKinds: ["uptime"], createdAt: at(baseMillis))
+            try await store.insertOrg(org)
+            var expected = org
+            // One field at a time; updatedAt moves with each write (kept to the millisecond).
+            expected.requireDistinctApprover = false
+            expected.updatedAt = at(baseMillis + 1)
+            #expect(try await store.updateOrgPolicy(id: org.id, requireDistinctApprover: false, autoApprovedKinds: nil,
+                                                    at: at(baseMillis + 1).addingTimeInterval(0.0004)) == expected)
+            expected.autoApprovedKinds = ["df", "uptime", "df.disk-usage_v2"]
+            expected.updatedAt = at(baseMillis + 2)
+            #expect(try await store.updateOrgPolicy(id: org.id, requireDistinctApprover: nil, autoApprovedKinds: ["df", "uptime", "df.disk-usage_v2"],
+                                                    at: at(baseMillis + 2)) == expected)
+            #expect(try await store.org(id: org.id) == expected)
+            // Both at once, and an empty list clears the kinds.
+            expected.requireDistinctApprover = true
+            expected.autoApprovedKinds = []
+            expected.updatedAt = at(baseMillis + 3)
+            #expect(try await store.updateOrgPolicy(id: org.id, requireDistinctApprover: true, autoApprovedKinds: [], at: at(baseMillis + 3)) == expected)
+            // Nothing to set: nothing written, the org as it is.
+            #expect(try await store.updateOrgPolicy(id: org.id, requireDistinctApprover: nil, autoApprovedKinds: nil, at: at(baseMillis + 4)) == expected)
+            #expect(try await store.org(id: org.id) == expected)
+            // No such org.
+            #expect(try await store.updateOrgPolicy(id: UUID(), requireDistinctApprover: false, autoApprovedKinds: nil, at: at(baseMillis)) == nil)
+            #expect(try await store.updateOrgPolicy(id: UUID(), requireDistinctApprover: nil, autoApprovedKinds: nil, at: at(baseMillis)) == nil)
+            // Bad kinds are refused, and nothing is written (not even the other field).
+            let limit = (0..<StoreLimits.maxBatch).map { "k\($0)" }
+            for (what, kinds) in [("empty kind", [""]), ("101 characters", [String(repeating: "k", count: 101)]), ("NUL", ["a\u{0}b"]),
+                                  ("too many", limit + ["one-more"])] {
+                await expectInvalidArgument("autoApprovedKinds: \(what)") {
+                    _ = try await store.updateOrgPolicy(id: org.id, requireDistinctApprover: false, autoApprovedKinds: kinds, at: at(baseMillis + 5))
+                }
+            }
+            await expectInvalidArgument("date out of range") {
+                _ = try await store.updateOrgPolicy(id: org.id, requireDistinctApprover: false, autoApprovedKinds: nil, at: Date(timeIntervalSince1970: 1e15))
+            }
+            #expect(try await store.org(id: org.id) == expected)
+            // The most kinds there may be, each as long as it may be.
+            expected.autoApprovedKinds = limit.map { _ in String(repeating: "é", count: 100) }
+            expected.updatedAt = at(baseMillis + 6)
+            #expect(try await store.updateOrgPolicy(id: org.id, requireDistinctApprover: nil, autoApprovedKinds: expected.autoApprovedKinds,
+                                                    at: at(baseMillis + 6)) == expected)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
     func timestampsAreTruncatedToMilliseconds(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let precise = Date(timeIntervalSince1970: Double(baseMillis) / 1000 + 0.123_987)

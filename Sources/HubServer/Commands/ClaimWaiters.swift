@@ -70,4 +70,15 @@ final class ClaimWaiters: @unchecked Sendable {
             }
         }
     }
+
+    /// Wakes every long poll on this node (drain: they answer what they have now instead of
+    /// holding the shutdown for up to 20 s). Any thread.
+    func wakeAll() {
+        for loop in loops {
+            let table = tables[loop.index]
+            loop.execute {
+                for list in table.byDevice.values { for waiter in list { waiter.fire() } }
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ final class CommandsLayer: HubService, @unchecked Sendable {
     let waiters: ClaimWaiters
     let gate = QueueGate()
     private let dataStores: DataStores
+    private let application: HTTPApplication
     private let connections: DeviceConnections
     private let metrics: QueueMetrics
     private let logger: Logger
@@ -32,8 +33,10 @@ final class CommandsLayer: HubService, @unchecked Sendable {
     private var jobs: [PeriodicService] = []
     private var nodeChannel: ChannelSubscriber?
 
-    init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, connections: DeviceConnections, registry: MetricsRegistry, logger: Logger) {
+    init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, application: HTTPApplication, connections: DeviceConnections,
+         registry: MetricsRegistry, logger: Logger) {
         self.config = config
+        self.application = application
         self.loops = loops
         self.dataStores = dataStores
         self.connections = connections
@@ -43,6 +46,8 @@ final class CommandsLayer: HubService, @unchecked Sendable {
     }
 
     var nodeID: String { config.nodeID }
+    /// Set when the hub drains: long polls stop waiting.
+    var draining: Bool { application.draining.load(ordering: .relaxed) }
 
     func start() async throws {
         guard let stores = dataStores.stores else { throw ConfigError(message: "commands: the stores did not start") }
@@ -62,7 +67,9 @@ final class CommandsLayer: HubService, @unchecked Sendable {
         // Rebuild (or find built) before serving, so a restarted embedded hub claims from its
         // whole queue; with Redis away, the keeper job keeps trying and claims wait.
         do { try await keeper.check() } catch {
-            logger.warning("queue check at start failed; retrying in the background", metadata: ["error": .string("\(error)")])
+            // Usually PostgreSQL still migrating, or a store not up yet: `/readyz` says "queue"
+            // until the keeper job succeeds.
+            logger.info("queue not checked yet at start; the keeper retries every 500 ms", metadata: ["error": .string("\(error)")])
         }
         if distributed {
             let router = self.router!, log = logger

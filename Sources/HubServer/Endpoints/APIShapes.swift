@@ -1,5 +1,6 @@
 import Foundation
 import HubStore
+import HubTelemetry
 
 // The JSON bodies of the identity endpoints (`protocol/openapi.yaml` describes them). Field
 // names are snake_case on the wire; timestamps are RFC 3339 in UTC with milliseconds; ids are
@@ -26,14 +27,8 @@ extension NullEncodingBody {
 enum WireTime {
     static func format(_ date: Date?) -> String? {
         guard let date else { return nil }
-        return formatter.string(from: date)
+        return JSONText.timestamp(unixMillis: Int64((date.timeIntervalSince1970 * 1000).rounded(.down)))
     }
-    nonisolated(unsafe) private static let formatter: ISO8601DateFormatter = {
-        // ISO8601DateFormatter is thread-safe for formatting once configured.
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f
-    }()
 }
 
 struct OrgBody: Encodable {

@@ -168,16 +168,12 @@ struct DeviceCursor: Codable {
     }
 
     init?(text: String) {
-        guard text.utf8.count <= 1024 else { return nil }
-        var b64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while b64.utf8.count % 4 != 0 { b64 += "=" }
-        guard let data = Data(base64Encoded: b64), let c = try? JSONDecoder().decode(DeviceCursor.self, from: data) else { return nil }
+        guard text.utf8.count <= 1024, let json = Base64URLCursor.decode(text),
+              let c = try? JSONDecoder().decode(DeviceCursor.self, from: Data(json.utf8)) else { return nil }
         self = c
     }
 
     var text: String {
-        let data = (try? JSONEncoder().encode(self)) ?? Data()
-        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Base64URLCursor.encode(String(decoding: (try? JSONEncoder().encode(self)) ?? Data(), as: UTF8.self))
     }
 }

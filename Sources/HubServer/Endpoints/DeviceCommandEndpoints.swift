@@ -68,7 +68,7 @@ enum DeviceCommandEndpoints {
             defer { if let waiter { layer.waiters.unregister(device, waiter, on: loop) } }
             let deliveries = try await layer.leases.claim(deviceID: device, max: max)
             let now = loop.now
-            guard deliveries.isEmpty, let waiter, now < deadline else { return deliveries }
+            guard deliveries.isEmpty, let waiter, now < deadline, !layer.draining else { return deliveries }
             if !announced, layer.config.redisURL != nil {
                 announced = true
                 try? await layer.context.keyValue.set(DeviceRouter.pollKey(device), Array(layer.nodeID.utf8),

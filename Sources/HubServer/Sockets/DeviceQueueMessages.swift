@@ -1,6 +1,7 @@
 import Foundation
 import HubCommands
 import HubHTTP
+import HubTelemetry
 
 /// The queue messages of `/ws/device` (protocol/websocket.md): claim, extend, release,
 /// progress, result. Each gets one reply echoing the message's `id`: `commands` for a claim,
@@ -35,7 +36,7 @@ struct DeviceQueueMessage: Decodable {
             if message.type == "claim" {
                 let deliveries = try await leases.claim(deviceID: device, max: message.max ?? 1)
                 var fields: [(String, String)] = [("type", "\"commands\"")]
-                if let id { fields.append(("id", ServerMessage.quoted(id))) }
+                if let id { fields.append(("id", JSONText.quoted(id))) }
                 fields.append(("commands", "[" + deliveries.map(\.json).joined(separator: ",") + "]"))
                 return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
             }

@@ -60,12 +60,6 @@ enum ServerMessage: Error, Equatable {
         }
     }
 
-    /// A JSON string literal (for replies built by concatenation).
-    static func quoted(_ text: String) -> String {
-        let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
-
     /// The JSON text of the message.
     var json: String {
         var object: [String: AckValue] = [:]

@@ -387,6 +387,12 @@ struct LeaseQueueEntry {
         expiresAt = message.expiresAt
         self.seq = seq
         attempts = message.attempts
+        if let lease = message.lease {
+            state = .claimed
+            token = lease.token
+            deadline = lease.deadline
+            leasedAt = lease.leasedAt
+        }
     }
 
     var status: QueueStatus {

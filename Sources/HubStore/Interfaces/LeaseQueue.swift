@@ -21,8 +21,8 @@ import struct Foundation.UUID
 /// Every operation is atomic (one Lua script on Redis; one critical section embedded) and
 /// takes `now` from the caller: see `StoreMillis`.
 public protocol LeaseQueue: Sendable {
-    /// Adds `message` to `queue`. False (and nothing changes) when a message with that id is
-    /// already known to the queue, in any state.
+    /// Adds `message` to `queue` (`queued`, or `claimed` under `message.lease`). False (and
+    /// nothing changes) when a message with that id is already known to the queue, in any state.
     func enqueue(_ queue: String, _ message: QueueMessage, now: StoreMillis) async throws(StoreError) -> Bool
     /// Applies this queue's due transitions, then leases up to `max` (1...`StoreLimits.maxBatch`)
     /// messages in order.
@@ -83,9 +83,26 @@ public struct QueueMessage: Sendable, Equatable {
     public var expiresAt: StoreMillis
     /// Deliveries already made (non-zero when the queue is rebuilt from the durable record).
     public var attempts: Int
+    /// A delivery in progress, carried over when the queue is rebuilt from the durable record:
+    /// the message starts `claimed` under this lease (which lapses at its deadline as any
+    /// other), so the device that holds it keeps it. `attempts` then counts this delivery.
+    public var lease: Lease?
+
+    public struct Lease: Sendable, Equatable {
+        public var token: UUID
+        public var deadline: StoreMillis
+        /// When this delivery was claimed (extensions are capped relative to it).
+        public var leasedAt: StoreMillis
+
+        public init(token: UUID, deadline: StoreMillis, leasedAt: StoreMillis) {
+            self.token = token
+            self.deadline = deadline
+            self.leasedAt = leasedAt
+        }
+    }
 
     public init(id: UUID, priority: QueuePriority = .default, payload: [UInt8], visibilityTimeout: Duration = .seconds(60),
-                maxAttempts: Int = 3, expiresAt: StoreMillis, attempts: Int = 0) {
+                maxAttempts: Int = 3, expiresAt: StoreMillis, attempts: Int = 0, lease: Lease? = nil) {
         self.id = id
         self.priority = priority
         self.payload = payload
@@ -93,6 +110,7 @@ public struct QueueMessage: Sendable, Equatable {
         self.maxAttempts = maxAttempts
         self.expiresAt = expiresAt
         self.attempts = attempts
+        self.lease = lease
     }
 
     /// Throws `invalidArgument` when a field is outside its documented range.
@@ -101,7 +119,11 @@ public struct QueueMessage: Sendable, Equatable {
         guard (1...100).contains(maxAttempts) else { throw .invalidArgument("maxAttempts \(maxAttempts) outside 1...100") }
         let vt = visibilityTimeout.storeMillis
         guard vt >= 1_000 && vt <= 43_200_000 else { throw .invalidArgument("visibilityTimeout \(vt) ms outside 1 s...12 h") }
-        guard attempts >= 0 && attempts < maxAttempts else { throw .invalidArgument("attempts \(attempts) outside 0..<maxAttempts") }
+        if lease == nil {
+            guard attempts >= 0 && attempts < maxAttempts else { throw .invalidArgument("attempts \(attempts) outside 0..<maxAttempts") }
+        } else {
+            guard attempts >= 1 && attempts <= maxAttempts else { throw .invalidArgument("attempts \(attempts) of a leased message outside 1...maxAttempts") }
+        }
     }
 }
 

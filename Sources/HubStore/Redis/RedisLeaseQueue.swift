@@ -30,14 +30,17 @@ public final class RedisLeaseQueue: LeaseQueue {
         try StoreLimits.check(key: queue)
         try message.validate()
         let keys = Keys(namespace, queue)
+        var args: [RedisArgument] = [keys.message, RedisArgument(queue), RedisArgument(message.id.uuidString),
+                                     RedisArgument(Int(now)), RedisArgument(message.priority.rank),
+                                     RedisArgument(bytes: message.payload),
+                                     RedisArgument(Int(message.visibilityTimeout.storeMillis)),
+                                     RedisArgument(message.maxAttempts), RedisArgument(Int(message.expiresAt)),
+                                     RedisArgument(message.attempts)]
+        if let lease = message.lease {
+            args += [RedisArgument(lease.token.uuidString), RedisArgument(Int(lease.deadline)), RedisArgument(Int(lease.leasedAt))]
+        }
         let reply = try await client.storeEval(RedisLeaseQueueScripts.enqueue,
-                                               keys: [keys.ready, keys.leased, keys.due, globalDue, sequence],
-                                               args: [keys.message, RedisArgument(queue), RedisArgument(message.id.uuidString),
-                                                      RedisArgument(Int(now)), RedisArgument(message.priority.rank),
-                                                      RedisArgument(bytes: message.payload),
-                                                      RedisArgument(Int(message.visibilityTimeout.storeMillis)),
-                                                      RedisArgument(message.maxAttempts), RedisArgument(Int(message.expiresAt)),
-                                                      RedisArgument(message.attempts)])
+                                               keys: [keys.ready, keys.leased, keys.due, globalDue, sequence], args: args)
         guard let added = reply.integer else { throw Self.unexpected("enqueue", reply) }
         return added == 1
     }

@@ -135,6 +135,15 @@ enum RedisLeaseQueueScripts {
     redis.call('DEL', mk)
     redis.call('HSET', mk, 'st', 'queued', 'att', ARGV[10], 'max', ARGV[8], 'pri', ARGV[5], 'seq', seq,
       'vt', ARGV[7], 'exp', ARGV[9], 'pl', ARGV[6])
+    if ARGV[11] then
+      -- A delivery carried over from the record: claimed under its lease until its deadline.
+      local dl = tonumber(ARGV[12])
+      redis.call('HSET', mk, 'st', 'claimed', 'tok', ARGV[11], 'dl', dl, 'la', ARGV[13])
+      redis.call('ZADD', K.leased, dl, id)
+      redis.call('ZADD', K.due, math.min(dl, exp), id)
+      redis.call('ZADD', K.gdue, math.min(dl, exp), member)
+      return 1
+    end
     redis.call('ZADD', K.ready, rank * RANK_SPAN + seq, id)
     redis.call('ZADD', K.due, exp, id)
     redis.call('ZADD', K.gdue, exp, member)

@@ -52,6 +52,24 @@ final class IdentityTestHub {
     }
 
     var port: Int { server.httpPort }
+    /// The networked backend's URLs (nil on the embedded store), for a second node on them.
+    var redisURL: String? { redis?.url }
+    var postgresURL: String? { postgres?.url }
+
+    /// Another node of the same hub (same Redis and PostgreSQL), in this process.
+    func secondNode(nodeID: String) async throws -> HubServer {
+        let (server, _) = try startTestServer {
+            $0.adminToken = Self.adminToken
+            $0.supabaseJWTSecret = Self.jwtSecret
+            $0.supabaseURL = Self.supabaseURL
+            $0.redisURL = redisURL
+            $0.postgresURL = postgresURL
+            $0.hashKey = testHashKey
+            $0.nodeID = nodeID
+        }
+        try await waitUntilReady(server)
+        return server
+    }
     var stores: Stores { server.stores! }
 
     // MARK: HTTP

@@ -10,6 +10,8 @@ func startTestServer(_ configure: (inout ServerConfig) -> Void = { _ in }, route
     config.port = 0
     config.loops = 2
     config.dataDirectory = NSTemporaryDirectory() + "devicehub-test-\(UUID().uuidString)"
+    // Several hubs in one process are several nodes: each needs its own id.
+    config.nodeID = "test-" + UUID().uuidString.prefix(8).lowercased()
     configure(&config)
     let sink = LogSink.capturing()
     let logger = Logger(label: "test") { label in JSONLogHandler(label: label, level: .debug, sink: sink) }

@@ -1,0 +1,59 @@
+import Foundation
+import HubServer
+import HubStore
+import HubTestSupport
+import XCTest
+
+/// The hot queue lost (Redis flushed) and rebuilt from the records by the hub itself, before it
+/// claims again; a device's result for the lease it held is still accepted from the record.
+final class QueueRebuildTests: XCTestCase {
+    func testQueueRebuildsAfterRedisFlush() async throws {
+        let hub = try await IdentityTestHub(.redisPostgres)
+        defer { hub.stop() }
+        let f = try QueueFixture(hub)
+        try f.autoApprove(["job"])
+        let session = try f.activeSession()
+        let held = try XCTUnwrap(try f.propose(session, "job", extra: ["priority": "critical"])["id"] as? String)
+        let lease = try XCTUnwrap(try f.claim().first)
+        XCTAssertEqual(lease["id"] as? String, held)
+        var waiting: [String] = []
+        for p in ["bulk", "default", "critical"] { waiting.append(try XCTUnwrap(try f.propose(session, "job", extra: ["priority": p])["id"] as? String)) }
+        let rebuildsBefore = MetricsText.value(try TestClient(port: hub.port).request("GET", "/metrics").text, "devicehub_queue_rebuilds_total") ?? -1
+
+        let redisPort = try XCTUnwrap(hub.redisURL.flatMap { URL(string: $0)?.port })
+        let cli = Process()
+        cli.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        cli.arguments = ["redis-cli", "-p", String(redisPort), "FLUSHALL"]
+        try cli.run()
+        cli.waitUntilExit()
+        XCTAssertEqual(cli.terminationStatus, 0)
+
+        // Device tokens lived in Redis: the agent authenticates again (once the nodes' one-second
+        // memory of recently validated tokens has passed).
+        XCTAssertTrue(try QueueFixture.eventually(timeout: 5) {
+            try hub.request("GET", "/api/v1/device/me", bearer: f.deviceToken).status == 401
+        })
+        // (The fixture kept no secret; rotate to get one, as an operator would.)
+        let rotated = try hub.expect(200, "POST", "/api/v1/customer/devices/\(f.device.uuidString)/rotate-secret", bearer: f.op)
+        let token = try hub.deviceToken(f.device, try XCTUnwrap(rotated["device_secret"] as? String))
+
+        // The result for the lease held before the flush is accepted: the record shows it.
+        let result = try hub.expect(200, "POST", "/api/v1/device/commands/\(held)/result", bearer: token,
+                                    json: ["lease_token": lease["lease_token"]!, "status": "succeeded", "exit_code": 0])
+        XCTAssertEqual(result["state"] as? String, "succeeded")
+
+        // The waiting commands come back, in priority order, each once; the finished one never.
+        var claimed: [String] = []
+        XCTAssertTrue(try QueueFixture.eventually(timeout: 10) {
+            claimed += (try f.claim(max: 10, token: token)).compactMap { $0["id"] as? String }
+            return claimed.count >= 3
+        })
+        XCTAssertEqual(claimed, [waiting[2], waiting[1], waiting[0]])
+        XCTAssertEqual(try f.claim(max: 10, token: token).count, 0)
+        let scraped = try TestClient(port: hub.port).request("GET", "/metrics").text
+        XCTAssertEqual(MetricsText.value(scraped, "devicehub_queue_rebuilds_total"), rebuildsBefore + 1)
+        let heldEvents = try await f.events(held)
+        XCTAssertEqual(heldEvents.filter { $0 == "result" }.count, 1)
+        XCTAssertEqual(heldEvents.filter { $0 == "claimed" }.count, 1, "not redelivered after its result: \(heldEvents)")
+    }
+}
