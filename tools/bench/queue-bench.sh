@@ -133,7 +133,8 @@ start_stores() {
   mkdir -p "$pg_dir"; chown postgres:postgres "$pg_dir"
   runuser -u postgres -- "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$work/initdb.log" 2>&1
   runuser -u postgres -- "$pg_bin/pg_ctl" start -D "$pg_dir/data" -w -t 30 -l "$pg_dir/server.log" \
-    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" >/dev/null
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" >/dev/null \
+    || { tail -20 "$pg_dir/server.log" >&2; exit 1; }
   for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
   psql -X -q -d "$pg_url" -c "create extension if not exists pg_stat_statements" >/dev/null
 }
@@ -224,8 +225,14 @@ SQL
     -f "$work/insert.sql@1" -f "$work/update.sql@2" postgres >"$out/pgbench.txt" 2>&1 \
     || { cat "$out/pgbench.txt" >&2; exit 1; }
   pg_tps=$(awk '/^tps = / {print $3; exit}' "$out/pgbench.txt")
-  jq -n --argjson tps "$pg_tps" --argjson c "$pg_clients" --argjson s "$secs" \
-    '{mode: "pgbench-bound", clients: $c, seconds: $s, write_transactions_per_second: $tps, writes_per_command: 3, bound_commands_per_second: ($tps / 3)}' \
+  # For reference: the same with unnamed statements (parse + plan every time), which is how
+  # the hub sends its statements (PQsendQueryParams); not the bound.
+  "$pg_bin/pgbench" -n -h 127.0.0.1 -p "$pg_port" -U postgres -M extended -c "$pg_clients" -j 2 -T 10 \
+    -f "$work/insert.sql@1" -f "$work/update.sql@2" postgres >"$out/pgbench-extended.txt" 2>&1 || true
+  pg_tps_ext=$(awk '/^tps = / {print $3; exit}' "$out/pgbench-extended.txt")
+  jq -n --argjson tps "$pg_tps" --argjson ext "${pg_tps_ext:-null}" --argjson c "$pg_clients" --argjson s "$secs" \
+    '{mode: "pgbench-bound", protocol: "prepared", clients: $c, seconds: $s, write_transactions_per_second: $tps, writes_per_command: 3,
+      bound_commands_per_second: ($tps / 3), unnamed_statements_write_transactions_per_second: $ext}' \
     >"$out/networked-bound.json"
   psql -X -q -d "$pg_url" -c "drop table bound" >/dev/null
   # The floor under any durable write's latency on this disk: one 8 kB write + fdatasync, as
@@ -233,7 +240,7 @@ SQL
   "$pg_bin/pg_test_fsync" -s 3 -f "$pg_dir/fsync-test" >"$out/pg_test_fsync.txt" 2>&1 || true
   fsync_us=$(awk '/fdatasync/ && /usecs\/op/ {print $(NF-1); exit}' "$out/pg_test_fsync.txt")
   jq --argjson us "${fsync_us:-null}" '. + {fdatasync_us: $us}' "$out/networked-bound.json" >"$work/nb.json" && mv "$work/nb.json" "$out/networked-bound.json"
-  jq -r '"  \(.write_transactions_per_second|floor) write tx/s at \(.clients) clients → bound \(.bound_commands_per_second|floor) commands/s; one 8 kB write + fdatasync: \(.fdatasync_us) µs"' "$out/networked-bound.json" >&2
+  jq -r '"  \(.write_transactions_per_second|floor) write tx/s at \(.clients) clients → bound \(.bound_commands_per_second|floor) commands/s (unnamed statements: \(.unnamed_statements_write_transactions_per_second) tx/s); one 8 kB write + fdatasync: \(.fdatasync_us) µs"' "$out/networked-bound.json" >&2
 
   echo "==> Redis + PostgreSQL: throughput through A (warm-up run 5 s, then ${secs} s)" >&2
   throughput networked "$url_a" "$work/devices-networked.txt" "$key" "$out/networked-throughput-warmup.json" --seconds 5 --warmup 1
@@ -246,7 +253,7 @@ SQL
   sleep 2
   echo "==> Redis + PostgreSQL: approval latency ($samples samples), one node (A), then two nodes (devices on B, approvals through A)" >&2
   latency networked-one-node "$url_a" "$url_a" "$work/devices-networked.txt" "$key" "$out/networked-latency-one-node.json" \
-    --hub-pids "${hub_pid[a]}"
+    --hub-pids "${hub_pid[a]}" --postgres-url "$pg_url"
   sleep 3   # the closed sockets' presence on A is gone before the devices reconnect on B
   latency networked-two-node "$url_a" "$url_b" "$work/devices-networked.txt" "$key" "$out/networked-latency-two-node.json" \
     --hub-pids "${hub_pid[a]},${hub_pid[b]}"

@@ -180,9 +180,13 @@ struct Latency: ParsableCommand {
                                    approverJWT: approverJwt, kind: kind, warmup: warmupSamples, samples: samples, gapMilliseconds: gapMs,
                                    timeout: timeout, finished: finished)
         let hubs = PidSet(opts.hubPids), stores = PidSet(opts.storePids)
+        // With --postgres-url: the statements of the whole run (warm-up included), per sample
+        // (one sample = propose, approve, claim, result).
+        if let url = opts.postgresUrl { _ = StoreStats.pgStatementsReset(url) }
         let h0 = hubs.cpu, s0 = stores.cpu, c0 = selfCPUSeconds(), t0 = monotonicNanoseconds()
         loop.execute { driver.start() }
         finished.wait()
+        let statements = opts.postgresUrl.flatMap { StoreStats.pgStatements($0, limit: 40) }
         let elapsed = Double(monotonicNanoseconds() - t0) / 1e9
         let h1 = hubs.cpu, s1 = stores.cpu, c1 = selfCPUSeconds()
         let r = onLoop(loop) { (driver.availableSamples, driver.responseSamples, driver.resultSamples, driver.proposeSamples,
@@ -200,6 +204,7 @@ struct Latency: ParsableCommand {
             ("available_before_approve_response", r.4), ("stray_available", r.5), ("timeouts", r.6),
             ("hub_cpu_seconds", h0.flatMap { a in h1.map { $0 - a } }), ("store_cpu_seconds", s0.flatMap { a in s1.map { $0 - a } }),
             ("client_cpu_seconds", c1 - c0),
+            ("postgres_statements_per_sample", statements.map { Throughput.perCommand($0, Double(warmupSamples + samples)) }),
             ("errors", Problems.count), ("first_errors", Problems.list),
         ]
         print(json(pairs))
