@@ -104,6 +104,17 @@ public struct SessionService: Sendable {
         try await context.audit.record(.sessionClose, by: caller, orgID: session.orgID, target: .session(session.id))
         await context.emit(DomainEvents.sessionStatus(closed))
         try await commands.cancelUnstarted(sessionID: session.id, by: caller, reason: "session closed")
+        // A proposal that read the session while it was active may insert after this sweep:
+        // sweep again once such a request has surely finished (they are bounded by the
+        // request timeouts, far below these).
+        let requestID = caller.requestID
+        Task {
+            for delay in [1, 5, 30] {
+                try? await Task.sleep(for: .seconds(delay))
+                try? await commands.cancelUnstarted(sessionID: session.id, by: Caller(actorType: .system, actorID: "session-close", requestID: requestID),
+                                                    reason: "session closed")
+            }
+        }
         return closed
     }
 

@@ -161,6 +161,20 @@ final class QueueEndToEndTests: XCTestCase {
         let events = try await f.events(id)
         XCTAssertEqual(events, ["proposed", "approved", "claimed", "progress", "result"], "one recorded result")
 
+        // The room events, in order: the session's room and the org's approval feed.
+        var sessionRoom: [String] = []
+        let settled = try await QueueFixture.eventuallyAsync {
+            sessionRoom = try await QueueFixture.roomEvents(hub, "session:\(session)")
+            return sessionRoom.count >= 7
+        }
+        XCTAssertTrue(settled)
+        // Opened, approved; proposed (pending), approved (queued), claimed, progress, result.
+        XCTAssertEqual(sessionRoom, ["session.status", "session.status", "command.status", "command.status", "command.status",
+                                     "command.progress", "command.status"])
+        let orgRoom = try await QueueFixture.roomEvents(hub, "org:\(f.org.uuidString.lowercased())")
+        XCTAssertEqual(orgRoom, ["session.status", "approval.requested", "session.status", "approval.decided",
+                                 "approval.requested", "approval.decided"], "\(orgRoom)")
+
         // Reject and cancel of pending commands; cancel of a finished one is 409.
         let r = try XCTUnwrap(try f.propose(session, "reboot")["id"] as? String)
         XCTAssertEqual(try hub.expect(200, "POST", "/api/v1/customer/commands/\(r)/reject", bearer: f.ap)["state"] as? String, "rejected")

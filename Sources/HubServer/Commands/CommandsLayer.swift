@@ -32,6 +32,7 @@ final class CommandsLayer: HubService, @unchecked Sendable {
     private(set) var router: DeviceRouter!
     private var jobs: [PeriodicService] = []
     private var nodeChannel: ChannelSubscriber?
+    private var history: RoomHistory?
 
     init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, application: HTTPApplication, connections: DeviceConnections,
          registry: MetricsRegistry, logger: Logger) {
@@ -57,7 +58,9 @@ final class CommandsLayer: HubService, @unchecked Sendable {
         var configuration = CommandsConfiguration()
         configuration.sessionApprovalTTL = .milliseconds(Int64(config.sessionApprovalTTL * 1000))
         configuration.deviceQueueCap = config.deviceQueueCap
-        context = CommandContext(stores: stores, events: RoomHistory(streams: stores.streams, logger: logger), wakeups: router,
+        let history = RoomHistory(streams: stores.streams, logger: logger)
+        self.history = history
+        context = CommandContext(stores: stores, events: history, wakeups: router,
                                  configuration: configuration, metrics: metrics, gate: gate, logger: logger)
         sessions = SessionService(context: context)
         commands = CommandService(context: context)
@@ -99,5 +102,6 @@ final class CommandsLayer: HubService, @unchecked Sendable {
         jobs = []
         await nodeChannel?.stop()
         nodeChannel = nil
+        await history?.finish()
     }
 }

@@ -168,6 +168,14 @@ extension RecordQuery {
         return q
     }
 
+    /// `INSERT ... SELECT values WHERE EXISTS (SELECT 1 FROM cte)`: an insert inside a `WITH`
+    /// statement that happens only when the named CTE produced rows.
+    static func insert(_ table: RecordTable, _ values: RecordColumns.Assignments, onlyIfRowsIn cte: String) -> RecordQuery {
+        let names = values.map(\.column).joined(separator: ", ")
+        let expressions = joined(values.map { v -> RecordQuery in "\(v.value)" }, separator: ", ")
+        return "INSERT INTO \(table: table) (\(raw: names)) SELECT \(expressions) WHERE EXISTS (SELECT 1 FROM \(raw: cte))"
+    }
+
     /// `column = value, ...` of an UPDATE.
     static func assignments(_ set: RecordColumns.Assignments) -> RecordQuery {
         joined(set.map { a -> RecordQuery in "\(raw: a.column) = \(a.value)" }, separator: ", ")

@@ -9,10 +9,21 @@ extension SQLRecordStore {
         let e = try event.map { e throws(StoreError) in try RecordValidation.commandEvent(e, commandID: c.id) }
         let seq: [(column: String, expression: RecordQuery)] =
             dialect == .sqlite ? [("seq", "(SELECT COALESCE(MAX(seq), 0) + 1 FROM \(table: .commands))")] : []
-        var steps: [RecordBatch.Step] = [.init(query: .insert(.commands, RecordColumns.command(c), computed: seq, returning: true))]
-        if let e { steps.append(.init(query: .insert(.commandEvents, RecordColumns.commandEvent(e)))) }
-        let outcomes = try await database.run(RecordBatch(steps, atomic: true))
-        guard let row = outcomes[0]?.rows.first else { throw .backend("INSERT ... RETURNING returned no row") }
+        let insert: RecordQuery = .insert(.commands, RecordColumns.command(c), computed: seq, returning: true)
+        let row: (any RecordCells)?
+        if dialect == .postgres {
+            // One statement (one round trip, its own transaction) instead of a BEGIN ... COMMIT
+            // batch of four: this is every accepted command's durable write.
+            var statement: RecordQuery = "WITH c AS (\(insert))"
+            if let e { statement.append(", f AS (\(RecordQuery.insert(.commandEvents, RecordColumns.commandEvent(e), onlyIfRowsIn: "c")))") }
+            statement.append(" SELECT * FROM c")
+            row = try await run(statement).rows.first
+        } else {
+            var steps: [RecordBatch.Step] = [.init(query: insert)]
+            if let e { steps.append(.init(query: .insert(.commandEvents, RecordColumns.commandEvent(e)))) }
+            row = try await database.run(RecordBatch(steps, atomic: true))[0]?.rows.first
+        }
+        guard let row else { throw .backend("INSERT ... RETURNING returned no row") }
         return try RecordDecoding.command(row)
     }
 
@@ -54,7 +65,7 @@ extension SQLRecordStore {
         if let attempts = condition.attemptsAtMost { parts.append(.atMost("attempts", Int64(attempts))) }
         if let token = condition.leaseToken { parts.append(.equals("lease_token", .uuid(token))) }
         return try await conditionalUpdate(.commands, id: id, condition: parts.isEmpty ? nil : .all(parts), set: set,
-                                           then: e.map { .insert(.commandEvents, RecordColumns.commandEvent($0)) }, RecordDecoding.command)
+                                           then: e.map { (.commandEvents, RecordColumns.commandEvent($0)) }, RecordDecoding.command)
     }
 
     public func appendCommandEvent(_ event: CommandEvent) async throws(StoreError) -> CommandEvent {

@@ -54,15 +54,27 @@ public class SQLRecordStore: RecordStore, @unchecked Sendable {
     /// nothing a `SELECT` to tell a conflict (with the row as it is) from a missing row. `then`,
     /// when given, runs only when the update matched, in the same transaction.
     func conditionalUpdate<R>(_ table: RecordTable, id: UUID, condition: RecordCondition?, set: RecordColumns.Assignments,
-                              then follow: RecordQuery? = nil,
+                              then follow: (table: RecordTable, values: RecordColumns.Assignments)? = nil,
                               _ decode: (any RecordCells) throws(StoreError) -> R) async throws(StoreError) -> RecordUpdate<R> {
         var filter: RecordQuery = "id = \(.uuid(id))"
         if let condition { filter.append(" AND \(RecordQuery.condition(condition))") }
-        var steps: [RecordBatch.Step] = [
-            .init(query: "UPDATE \(table: table) SET \(RecordQuery.assignments(set)) WHERE \(filter) RETURNING \(columns: table)"),
-            .init(query: .select(table, where: "id = \(.uuid(id))"), when: .firstReturnedNoRows),
-        ]
-        if let follow { steps.append(.init(query: follow, when: .firstReturnedRows)) }
+        let update: RecordQuery = "UPDATE \(table: table) SET \(RecordQuery.assignments(set)) WHERE \(filter) RETURNING \(columns: table)"
+        let reread: RecordQuery = .select(table, where: "id = \(.uuid(id))")
+        if dialect == .postgres {
+            // One statement, so one round trip and its own transaction: the update, and the
+            // follow-up insert only when the update matched. (As a BEGIN ... COMMIT batch it
+            // cost four round trips; this is on every queue transition.) A row that did not
+            // match is read again by a second statement: the first one's snapshot may predate
+            // the write that made the condition fail.
+            var statement: RecordQuery = "WITH u AS (\(update))"
+            if let follow { statement.append(", f AS (\(RecordQuery.insert(follow.table, follow.values, onlyIfRowsIn: "u")))") }
+            statement.append(" SELECT * FROM u")
+            if let row = try await run(statement).rows.first { return .updated(try decode(row)) }
+            guard let row = try await run(reread).rows.first else { return .notFound }
+            return .conflict(current: try decode(row))
+        }
+        var steps: [RecordBatch.Step] = [.init(query: update), .init(query: reread, when: .firstReturnedNoRows)]
+        if let follow { steps.append(.init(query: .insert(follow.table, follow.values), when: .firstReturnedRows)) }
         let outcomes = try await database.run(RecordBatch(steps, atomic: follow != nil))
         if let row = outcomes[0]?.rows.first { return .updated(try decode(row)) }
         guard let row = outcomes[1]?.rows.first else { return .notFound }

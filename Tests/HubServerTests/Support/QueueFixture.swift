@@ -62,6 +62,23 @@ struct QueueFixture {
         try await hub.stores.records.commandEvents(commandID: UUID(uuidString: id)!).map(\.event)
     }
 
+    /// The event names in a room's history, oldest first.
+    static func roomEvents(_ hub: IdentityTestHub, _ room: String) async throws -> [String] {
+        let read = try await hub.stores.streams.read("room:" + room, after: 0, limit: 1000)
+        return read.entries.compactMap { entry in
+            (try? JSONSerialization.jsonObject(with: Data(entry.payload)) as? [String: Any])?["event"] as? String
+        }
+    }
+
+    static func eventuallyAsync(timeout: Double = 5, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
     /// Runs the reaper until `condition` holds or `timeout` passes.
     static func eventually(timeout: Double = 10, _ condition: () throws -> Bool) throws -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
