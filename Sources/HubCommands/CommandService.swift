@@ -102,9 +102,9 @@ public struct CommandService: Sendable {
             throw Problem.illegalTransition("the command's TTL passed", state: CommandState.expired.rawValue)
         }
         if approve && org.requireDistinctApprover && command.proposedBy == approver.lowercasedString { throw Problem.fourEyes("command") }
-        if approve, let session = try await context.records.session(id: command.sessionID), session.state != .active {
-            throw Problem.illegalTransition("the command's session is \(session.state.rawValue)", state: command.state.rawValue)
-        }
+        // The session needs no second look: a pending command exists only in an active session
+        // (proposals need one) until a close cancels it, and the update below is conditional
+        // on the command still pending.
         let target: CommandState = approve ? .queued : .rejected
         var detail = "{}"
         if let note { detail = WireText.object([("note", WireText.quoted(note))]) }

@@ -1,6 +1,7 @@
 import Foundation
 import HubAuth
 import HubCommands
+import HubHTTP
 import HubIO
 import HubStore
 import HubTelemetry
@@ -17,6 +18,8 @@ final class CommandsLayer: HubService, @unchecked Sendable {
     let config: ServerConfig
     let loops: [EventLoop]
     let waiters: ClaimWaiters
+    /// Per loop: orgs (their approval policy) read within the last second.
+    let orgs: LoopLocal<RecentLookups<UUID, Org>>
     let gate = QueueGate()
     private let dataStores: DataStores
     private let application: HTTPApplication
@@ -43,6 +46,7 @@ final class CommandsLayer: HubService, @unchecked Sendable {
         self.connections = connections
         self.logger = logger
         waiters = ClaimWaiters(loops: loops)
+        orgs = LoopLocal(loops: loops) { RecentLookups() }
         metrics = QueueMetrics(registry: registry)
     }
 
@@ -95,6 +99,23 @@ final class CommandsLayer: HubService, @unchecked Sendable {
                             logger: logger) { try await keeper.reconcile() },
         ]
         for job in jobs { try await job.start() }
+    }
+
+    /// The org (for its policy), from this loop's one-second memory or the store; 404 when
+    /// missing. A policy changed through this node is forgotten at once (`forgetOrg`); through
+    /// another, it applies here within a second.
+    func org(_ id: UUID, on loop: EventLoop) async throws -> Org {
+        let memory = orgs.forCurrent(loop)
+        if let known = memory?.value(for: id, now: loop.now) { return known }
+        guard let org = try await context.records.org(id: id) else { throw Problem.noSuch("org") }
+        memory?.remember(id, org, now: loop.now)
+        return org
+    }
+
+    func forgetOrg(_ id: UUID) {
+        for loop in loops {
+            loop.execute { [orgs] in orgs.forCurrent(loop)?.forget { key, _ in key == id } }
+        }
     }
 
     func stop() async {

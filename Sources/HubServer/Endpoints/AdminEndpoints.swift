@@ -25,6 +25,7 @@ enum AdminEndpoints {
             guard let userID = UUID(uuidString: body.user_id) else { throw Problem.invalidArgument("user_id must be a UUID (the Supabase user id)") }
             guard let role = MemberRole(rawValue: body.role) else { throw Problem.invalidArgument("role must be one of viewer, operator, approver, admin") }
             let membership = try await layer.identity.orgs.setMember(orgID: orgID, userID: userID, role: role, by: ctx.caller)
+            layer.forgetUserRoles(userID)
             return .json(MemberBody(membership), status: 201)
         }
         app.route(.get, "/api/v1/admin/orgs/:org_id/members", guard: .admin) { _, ctx in
@@ -35,6 +36,7 @@ enum AdminEndpoints {
             let orgID = try ctx.uuidParam("org_id", what: "org")
             let userID = try ctx.uuidParam("user_id", what: "member")
             try await layer.identity.orgs.removeMember(orgID: orgID, userID: userID, by: ctx.caller)
+            layer.forgetUserRoles(userID)
             return Response(status: 204)
         }
 
@@ -66,6 +68,7 @@ enum AdminEndpoints {
         }
         app.route(.post, "/api/v1/admin/api-keys/:id/revoke", guard: .admin) { _, ctx in
             let key = try await layer.identity.apiKeys.revoke(id: try ctx.uuidParam("id", what: "API key"), by: ctx.caller)
+            layer.forgetAPIKey(key.id)
             return .json(APIKeyBody(key))
         }
     }

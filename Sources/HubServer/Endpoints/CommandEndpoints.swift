@@ -16,13 +16,13 @@ enum CommandEndpoints {
         app.route(.post, "/api/v1/customer/commands/:id/approve", guard: SessionEndpoints.decide) { _, ctx in
             let command = try await visibleCommand(ctx, layer, role: .approver)
             let note = try ctx.optionalJSON(Decision.self)?.note
-            let org = try await SessionEndpoints.orgOf(command.orgID, layer)
+            let org = try await SessionEndpoints.orgOf(command.orgID, layer, ctx)
             return .json(CommandBody(try await layer.commands.approve(command, org: org, note: note, by: ctx.caller)))
         }
         app.route(.post, "/api/v1/customer/commands/:id/reject", guard: SessionEndpoints.decide) { _, ctx in
             let command = try await visibleCommand(ctx, layer, role: .approver)
             let note = try ctx.optionalJSON(Decision.self)?.note
-            let org = try await SessionEndpoints.orgOf(command.orgID, layer)
+            let org = try await SessionEndpoints.orgOf(command.orgID, layer, ctx)
             return .json(CommandBody(try await layer.commands.reject(command, org: org, note: note, by: ctx.caller)))
         }
         app.route(.post, "/api/v1/customer/commands/:id/cancel", guard: SessionEndpoints.propose) { _, ctx in
@@ -68,6 +68,7 @@ enum CommandEndpoints {
             guard let org = try await layer.context.records.updateOrgPolicy(
                 id: orgID, requireDistinctApprover: body.require_distinct_approver,
                 autoApprovedKinds: body.auto_approved_kinds.map { Array(Set($0)).sorted() }, at: Date()) else { throw Problem.noSuch("org") }
+            layer.forgetOrg(orgID)
             try await identity.audit.record(.orgPolicy, by: ctx.caller, orgID: orgID, target: .org(orgID), detail: [
                 "require_distinct_approver": String(org.requireDistinctApprover), "auto_approved_kinds": org.autoApprovedKinds.joined(separator: ","),
             ])

@@ -57,13 +57,13 @@ enum SessionEndpoints {
         app.route(.post, "/api/v1/customer/sessions/:id/approve", guard: decide) { _, ctx in
             let session = try await visibleSession(ctx, layer, role: .approver)
             let note = try ctx.optionalJSON(Decision.self)?.note
-            let org = try await orgOf(session.orgID, layer)
+            let org = try await orgOf(session.orgID, layer, ctx)
             return .json(SessionBody(try await layer.sessions.approve(session, org: org, note: note, by: ctx.caller)))
         }
         app.route(.post, "/api/v1/customer/sessions/:id/reject", guard: decide) { _, ctx in
             let session = try await visibleSession(ctx, layer, role: .approver)
             let note = try ctx.optionalJSON(Decision.self)?.note
-            let org = try await orgOf(session.orgID, layer)
+            let org = try await orgOf(session.orgID, layer, ctx)
             return .json(SessionBody(try await layer.sessions.reject(session, org: org, note: note, by: ctx.caller)))
         }
         app.route(.post, "/api/v1/customer/sessions/:id/close", guard: write) { _, ctx in
@@ -75,7 +75,7 @@ enum SessionEndpoints {
             let session = try await visibleSession(ctx, layer, role: .operator)
             let body = try ctx.json(ProposeBody.self)
             let proposal = try body.proposal(layer.context.configuration)
-            let org = try await orgOf(session.orgID, layer)
+            let org = try await orgOf(session.orgID, layer, ctx)
             let (command, replayed) = try await layer.commands.propose(proposal, in: session, org: org, by: ctx.caller)
             var r = Response.json(CommandBody(command), status: replayed ? 200 : 201)
             if replayed { r.headers.add(name: "Idempotent-Replayed", value: "true") }
@@ -107,9 +107,8 @@ enum SessionEndpoints {
         return session
     }
 
-    static func orgOf(_ id: UUID, _ layer: CommandsLayer) async throws -> Org {
-        guard let org = try await layer.context.records.org(id: id) else { throw Problem.noSuch("org") }
-        return org
+    static func orgOf(_ id: UUID, _ layer: CommandsLayer, _ ctx: RequestContext) async throws -> Org {
+        try await layer.org(id, on: ctx.loop)
     }
 }
 

@@ -24,10 +24,18 @@ struct HubAuthenticator: RequestAuthenticator {
         let caller = Caller.anonymous(ip: context.clientIP, requestID: context.requestID)
         let bearer = Self.bearer(request)
 
-        if let key = request.headers["X-API-Key"] ?? bearer.flatMap({ $0.hasPrefix(APIKeyText.scheme) ? $0 : nil }) {
+        if let presented = request.headers["X-API-Key"] ?? bearer.flatMap({ $0.hasPrefix(APIKeyText.scheme) ? $0 : nil }) {
             guard !rule.accepts.isDisjoint(with: [.apiKey, .admin]) else { throw refuse("this route does not take API keys") }
             // The service counts and audits its own failures.
-            let key = try await layer.noticingFailures(context) { try await layer.identity.apiKeys.authenticate(key, by: caller) }
+            // This loop's one-second memory of keys it authenticated, else the store.
+            let memory = layer.apiKeys.forCurrent(context.loop)
+            let key: APIKeyPrincipal
+            if let known = memory?.value(for: presented, now: context.loop.now) {
+                key = known
+            } else {
+                key = try await layer.noticingFailures(context) { try await layer.identity.apiKeys.authenticate(presented, by: caller) }
+                memory?.remember(presented, key, now: context.loop.now)
+            }
             // Only a hub-wide key (no org) is an admin: an org's key never reaches other orgs.
             if rule.accepts.contains(.admin), key.has(.admin), key.orgID == nil { return .admin(AdminPrincipal(keyID: key.keyID)) }
             guard rule.accepts.contains(.apiKey), key.orgID != nil else { throw Problem.forbidden("this API key cannot call this route") }
@@ -144,9 +152,16 @@ extension IdentityLayer {
                 throw Problem.unauthenticated("invalid token")
             }
             metrics.count(metrics.jwtVerifications)
-            let memberships = try await identity.orgs.memberships(userID: user.userID)
-            var roles: [UUID: MemberRole] = [:]
-            for m in memberships { roles[m.orgID] = m.role }
+            // Roles from this loop's one-second memory (`RecentLookups`), else the store.
+            let memory = userRoles.forCurrent(loop)
+            var roles: [UUID: MemberRole]
+            if let known = memory?.value(for: user.userID, now: loop.now) {
+                roles = known
+            } else {
+                roles = [:]
+                for m in try await identity.orgs.memberships(userID: user.userID) { roles[m.orgID] = m.role }
+                memory?.remember(user.userID, roles, now: loop.now)
+            }
             return UserPrincipal(userID: user.userID, roles: roles, expiresAt: user.expiresAt + Int64(config.jwtLeeway))
         }
     }

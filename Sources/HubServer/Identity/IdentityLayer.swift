@@ -32,7 +32,10 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     /// Per loop: client IPs that failed a credential check lately.
     private let recentFailures: LoopLocal<RecentFailures>
     /// Per loop: device tokens validated within the last second.
-    let deviceTokens: LoopLocal<RecentDeviceTokens>
+    let deviceTokens: LoopLocal<RecentLookups<String, DevicePrincipal>>
+    /// Per loop: users' org roles and API keys looked up within the last second.
+    let userRoles: LoopLocal<RecentLookups<UUID, [UUID: MemberRole]>>
+    let apiKeys: LoopLocal<RecentLookups<String, APIKeyPrincipal>>
 
     /// The pub/sub channel on which a node announces a device whose sockets must close.
     static let deviceControlChannel = "device-control"
@@ -48,7 +51,9 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         metrics = IdentityMetrics(registry: registry)
         tokenCaches = LoopLocal(loops: loops) { VerifiedTokenCache() }
         recentFailures = LoopLocal(loops: loops) { RecentFailures() }
-        deviceTokens = LoopLocal(loops: loops) { RecentDeviceTokens() }
+        deviceTokens = LoopLocal(loops: loops) { RecentLookups() }
+        userRoles = LoopLocal(loops: loops) { RecentLookups() }
+        apiKeys = LoopLocal(loops: loops) { RecentLookups() }
     }
 
     func start() async throws {
@@ -180,10 +185,10 @@ extension IdentityLayer {
     /// token lately, else from the store (which also slides the token's TTL). A revocation
     /// reaches the memories at once on the node that made it and through the device-control
     /// message on the others; only a lost message leaves a revoked token usable, for at most
-    /// `RecentDeviceTokens.lifetime` (its sockets are re-checked at the next heartbeat).
+    /// one second (its sockets are re-checked at the next heartbeat).
     func validateDeviceToken(_ token: String, on loop: EventLoop) async throws -> DevicePrincipal {
         let memory = deviceTokens.forCurrent(loop)
-        if let known = memory?.principal(for: token, now: loop.now) { return known }
+        if let known = memory?.value(for: token, now: loop.now) { return known }
         let principal = try await identity.devices.validateToken(token)
         memory?.remember(token, principal, now: loop.now)
         return principal
@@ -192,31 +197,22 @@ extension IdentityLayer {
     /// Drops the device's tokens from every loop's memory.
     func forgetDeviceTokens(_ deviceID: UUID) {
         for loop in loops {
-            loop.execute { [deviceTokens] in deviceTokens.forCurrent(loop)?.forget(deviceID) }
+            loop.execute { [deviceTokens] in deviceTokens.forCurrent(loop)?.forget { $1.deviceID == deviceID } }
         }
     }
-}
 
-/// A loop's device tokens validated within the last `lifetime`, so that a device making many
-/// requests costs one store check per second per loop instead of two per request. Bounded.
-final class RecentDeviceTokens {
-    static let lifetime: UInt64 = 1_000_000_000
-    static let capacity = 20_000
-    private var entries: [String: (principal: DevicePrincipal, until: UInt64)] = [:]
-
-    func principal(for token: String, now: UInt64) -> DevicePrincipal? {
-        guard let entry = entries[token] else { return nil }
-        if now >= entry.until { entries[token] = nil; return nil }
-        return entry.principal
+    /// Drops a user's remembered roles on every loop of this node (a membership changed here).
+    func forgetUserRoles(_ userID: UUID) {
+        for loop in loops {
+            loop.execute { [userRoles] in userRoles.forCurrent(loop)?.forget { key, _ in key == userID } }
+        }
     }
 
-    func remember(_ token: String, _ principal: DevicePrincipal, now: UInt64) {
-        if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
-        entries[token] = (principal, now &+ Self.lifetime)
-    }
-
-    func forget(_ deviceID: UUID) {
-        entries = entries.filter { $0.value.principal.deviceID != deviceID }
+    /// Drops a remembered API key on every loop of this node (it was revoked here).
+    func forgetAPIKey(_ keyID: UUID) {
+        for loop in loops {
+            loop.execute { [apiKeys] in apiKeys.forCurrent(loop)?.forget { $1.keyID == keyID } }
+        }
     }
 }
 
