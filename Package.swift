@@ -101,7 +101,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
             path: "tools/ws-echo", swiftSettings: hotPath),
 
-        .executableTarget(name: "ws-load", dependencies: ["HubIO", "HubWebSocket", "HubWebSocketIO",
+        .executableTarget(name: "ws-load", dependencies: ["HubIO", "HubWebSocket", "HubWebSocketIO", "HubTelemetry",
             .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/ws-load", swiftSettings: hotPath),
         .executableTarget(name: "route-bench", dependencies: ["HubServer", "HubRedis", "HubIO", "HubHTTP", "HubTelemetry",
             .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
@@ -114,8 +114,8 @@ let package = Package(
         ], path: "tools/hubctl"),
         .executableTarget(name: "jwt-bench", dependencies: ["HubAuth", .product(name: "JWTKit", package: "jwt-kit")],
             path: "tools/jwt-bench", swiftSettings: hotPath + [.swiftLanguageMode(.v6)]),
-        .executableTarget(name: "auth-bench", dependencies: ["HubIO", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/auth-bench", swiftSettings: hotPath),
-        .executableTarget(name: "queue-bench", dependencies: ["HubIO", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", "CSQLite", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/queue-bench", swiftSettings: hotPath),
+        .executableTarget(name: "auth-bench", dependencies: ["HubIO", "HubTelemetry", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/auth-bench", swiftSettings: hotPath),
+        .executableTarget(name: "queue-bench", dependencies: ["HubIO", "HubTelemetry", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", "CSQLite", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/queue-bench", swiftSettings: hotPath),
         .executableTarget(name: "pg-bench", dependencies: ["HubPostgres", "HubIO", "HubTelemetry"], path: "tools/pg-bench"),
 
         // Real redis-server and PostgreSQL for the integration tests (not a test target itself,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubTelemetry
 import HubHTTP
 import HubHTTPClient
 import HubIO
@@ -422,16 +423,7 @@ func json(_ pairs: [(String, Any?)]) -> String {
         case let d as Double: return d.isFinite ? String(format: "%.6g", d) : "null"
         case let i as Int: return String(i)
         case let s as String:
-            var out = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-                default: out.unicodeScalars.append(u)
-                }
-            }
-            return out + "\""
+            return JSONText.quoted(s)
         case let a as [String]: return "[" + a.map { enc($0) }.joined(separator: ",") + "]"
         default: return "\"\(v!)\""
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubTelemetry
 import HubHTTP
 import HubHTTPClient
 import HubIO
@@ -212,16 +213,7 @@ func encodeJSON(_ v: Any?) -> String {
     case let i as Int64: return String(i)
     case let i as UInt64: return String(i)
     case let s as String:
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
+        return JSONText.quoted(s)
     case let a as [String]: return "[" + a.map { encodeJSON($0) }.joined(separator: ",") + "]"
     case let p as [(String, Any?)]: return json(p)
     case let a as [Any?]: return "[" + a.map { encodeJSON($0) }.joined(separator: ",") + "]"
