@@ -429,3 +429,40 @@ final class QueueDrainTests: XCTestCase {
         hub.stop()
     }
 }
+
+/// API keys on the queue: a key with `commands:propose` proposes and cancels in its own org,
+/// never approves (approvals are made by people); a key without the scope is refused; a key of
+/// another org sees nothing (404, like a missing id).
+final class QueueAPIKeyTests: XCTestCase {
+    func testAPIKeysProposeButNeverApprove() async throws {
+        let hub = try await IdentityTestHub(.embedded)
+        defer { hub.stop() }
+        let f = try QueueFixture(hub)
+        let session = try f.activeSession()
+        func key(org: UUID, scopes: [String]) throws -> String {
+            let k = try hub.expect(201, "POST", "/api/v1/admin/api-keys", bearer: IdentityTestHub.adminToken,
+                                   json: ["org_id": org.uuidString, "name": "k", "scopes": scopes])
+            return try XCTUnwrap(k["key"] as? String)
+        }
+        let proposer = try key(org: f.org, scopes: ["commands:propose", "sessions:read"])
+        let reader = try key(org: f.org, scopes: ["sessions:read"])
+        let otherOrg = try hub.makeOrg("Elsewhere")
+        let foreign = try key(org: otherOrg, scopes: ["commands:propose", "sessions:read"])
+        let path = "/api/v1/customer/sessions/\(session)/commands"
+
+        let proposed = try hub.expect(201, "POST", path, apiKey: proposer, json: ["kind": "reboot", "args": [:]])
+        let id = try XCTUnwrap(proposed["id"] as? String)
+        let keys = try await hub.stores.records.apiKeys(orgID: f.org, limit: 10)
+        let proposerID = try XCTUnwrap(keys.first { $0.scopes.contains("commands:propose") }).id
+        XCTAssertEqual(proposed["proposed_by"] as? String, proposerID.uuidString.lowercased(), "the key is the proposer")
+        XCTAssertEqual(try hub.expect(403, "POST", path, apiKey: reader, json: ["kind": "reboot", "args": [:]])["code"] as? String, "forbidden")
+        try hub.expect(403, "POST", "/api/v1/customer/commands/\(id)/approve", apiKey: proposer)
+        let a = try hub.expect(404, "GET", "/api/v1/customer/commands/\(id)", apiKey: foreign)
+        let b = try hub.expect(404, "GET", "/api/v1/customer/commands/\(UUID())", apiKey: foreign)
+        XCTAssertEqual(problemShape(a), problemShape(b), "a foreign command looks missing")
+        try hub.expect(404, "POST", path, apiKey: foreign, json: ["kind": "reboot", "args": [:]])
+        try hub.expect(404, "POST", "/api/v1/customer/commands/\(id)/cancel", apiKey: foreign)
+        try hub.expect(404, "GET", "/api/v1/customer/sessions/\(session)/commands", bearer: IdentityTestHub.jwt(UUID()))
+        XCTAssertEqual(try hub.expect(200, "POST", "/api/v1/customer/commands/\(id)/cancel", apiKey: proposer)["state"] as? String, "canceled")
+    }
+}
