@@ -444,10 +444,10 @@ final class QueueAPIKeyTests: XCTestCase {
                                    json: ["org_id": org.uuidString, "name": "k", "scopes": scopes])
             return try XCTUnwrap(k["key"] as? String)
         }
-        let proposer = try key(org: f.org, scopes: ["commands:propose", "sessions:read"])
+        let proposer = try key(org: f.org, scopes: ["commands:propose", "sessions:read", "devices:read"])
         let reader = try key(org: f.org, scopes: ["sessions:read"])
         let otherOrg = try hub.makeOrg("Elsewhere")
-        let foreign = try key(org: otherOrg, scopes: ["commands:propose", "sessions:read"])
+        let foreign = try key(org: otherOrg, scopes: ["commands:propose", "sessions:read", "devices:read"])
         let path = "/api/v1/customer/sessions/\(session)/commands"
 
         let proposed = try hub.expect(201, "POST", path, apiKey: proposer, json: ["kind": "reboot", "args": [:]])
@@ -464,5 +464,18 @@ final class QueueAPIKeyTests: XCTestCase {
         try hub.expect(404, "POST", "/api/v1/customer/commands/\(id)/cancel", apiKey: foreign)
         try hub.expect(404, "GET", "/api/v1/customer/sessions/\(session)/commands", bearer: IdentityTestHub.jwt(UUID()))
         XCTAssertEqual(try hub.expect(200, "POST", "/api/v1/customer/commands/\(id)/cancel", apiKey: proposer)["state"] as? String, "canceled")
+
+        // Queue metrics (scope devices:read): a key sees its org only; the admin token any org;
+        // a key without the scope is refused.
+        try hub.expect(403, "GET", "/api/v1/queue/metrics", apiKey: reader)
+        let pending = try hub.expect(201, "POST", path, apiKey: proposer, json: ["kind": "reboot", "args": [:]])
+        XCTAssertEqual(pending["state"] as? String, "pending_approval")
+        let mine = try hub.expect(200, "GET", "/api/v1/queue/metrics", apiKey: proposer)["items"] as? [[String: Any]] ?? []
+        XCTAssertEqual(mine.map { $0["state"] as? String }, ["pending_approval"])
+        XCTAssertEqual(mine.first?["count"] as? Int, 1)
+        XCTAssertEqual((try hub.expect(200, "GET", "/api/v1/queue/metrics", apiKey: foreign)["items"] as? [Any])?.count, 0)
+        try hub.expect(404, "GET", "/api/v1/queue/metrics?org_id=\(f.org.uuidString)", apiKey: foreign)
+        let all = try hub.expect(200, "GET", "/api/v1/queue/metrics?org_id=\(f.org.uuidString)", bearer: IdentityTestHub.adminToken)
+        XCTAssertEqual((all["items"] as? [[String: Any]])?.first?["org_id"] as? String, f.org.uuidString.lowercased())
     }
 }
