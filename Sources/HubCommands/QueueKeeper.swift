@@ -14,8 +14,10 @@ import HubStore
 /// - A claimed record keeps its lease: it is enqueued claimed under the record's token and
 ///   deadline, so the device that holds it extends it and reports its result as before, and it
 ///   lapses (redelivery or dead letter) at its deadline like any other lease.
-/// - `reconcile` enqueues queued or claimed records the queue does not know: an accepted
-///   command whose enqueue failed, or whose node died between the record and the enqueue.
+/// - `reconcile` enqueues queued or claimed records the queue does not know (an accepted
+///   command whose enqueue failed, or whose node died between the record and the enqueue), and
+///   brings records up to the queue's end (expired, dead-lettered, a result) when the node that
+///   ended it died before writing the record.
 public struct QueueKeeper: Sendable {
     let context: CommandContext
     let nodeID: String
@@ -87,14 +89,28 @@ public struct QueueKeeper: Sendable {
         guard context.gate.isOpen else { return 0 }
         var after: Int64 = 0
         var repaired = 0
+        let recorder = TransitionRecorder(context: context)
         while true {
             let page = try await context.records.unfinishedCommands(afterSeq: after, limit: Self.page)
             for c in page where c.state == .claimed || c.attempts < c.maxAttempts {
-                if try await context.queue.status(CommandContext.queueName(c.deviceID), id: c.id) == nil {
+                let queueName = CommandContext.queueName(c.deviceID)
+                guard let status = try await context.queue.status(queueName, id: c.id) else {
                     try await enqueue(c)
                     repaired += 1
                     context.metrics.enqueueRepairs.increment(shard: QueueMetrics.shard)
                     await context.wakeups.commandAvailable(deviceID: c.deviceID)
+                    continue
+                }
+                // The queue ended it but the record did not follow (the node that swept or
+                // completed it died before its record write): the record catches up.
+                switch status.state {
+                case .expired, .deadLettered:
+                    await recorder.record(QueueTransition(queue: queueName, id: c.id, state: status.state, attempts: status.attempts))
+                    repaired += 1
+                case .succeeded, .failed:
+                    if let outcome = status.outcome, try await LeaseService(context: context).recordOutcome(c, outcome) { repaired += 1 }
+                default:
+                    break
                 }
             }
             guard page.count == Self.page, let last = page.last else { return repaired }

@@ -57,3 +57,42 @@ final class QueueRebuildTests: XCTestCase {
         XCTAssertEqual(heldEvents.filter { $0 == "claimed" }.count, 1, "not redelivered after its result: \(heldEvents)")
     }
 }
+
+/// The reconciler brings records up to what the hot queue did when the node that did it died
+/// before its record write: simulated by ending commands in the queue directly, as a node
+/// would just before being killed.
+final class QueueReconcileTests: XCTestCase {
+    func testRecordsCatchUpWithTheQueue() async throws {
+        let hub = try await IdentityTestHub(.embedded) { $0.reaperInterval = 60; $0.queueReconcileInterval = 1 }
+        defer { hub.stop() }
+        let f = try QueueFixture(hub)
+        try f.autoApprove(["job"])
+        let session = try f.activeSession()
+        let queue = f.device.uuidString.lowercased()
+
+        // A TTL lapse the sweeping node never recorded.
+        let expiring = try XCTUnwrap(try f.propose(session, "job", extra: ["ttl_seconds": 1])["id"] as? String)
+        usleep(1_100_000)
+        let swept = try await hub.stores.queue.sweep(now: .now(), limit: 10)
+        XCTAssertEqual(swept.map(\.id.uuidString).map { $0.lowercased() }, [expiring])
+        XCTAssertEqual(try f.command(expiring)["state"] as? String, "queued", "the record missed it")
+
+        // A result the queue accepted, recorded by nobody.
+        let done = try XCTUnwrap(try f.propose(session, "job")["id"] as? String)
+        let lease = try XCTUnwrap(try f.claim().first { $0["id"] as? String == done })
+        let token = try XCTUnwrap(UUID(uuidString: lease["lease_token"] as? String ?? ""))
+        let outcome = QueueOutcome(succeeded: true, result: Array(#"{"exit_code":7,"status":"succeeded"}"#.utf8) + Array("\nall good".utf8))
+        _ = try await hub.stores.queue.complete(queue, id: UUID(uuidString: done)!, token: token, outcome: outcome, now: .now())
+
+        XCTAssertTrue(try QueueFixture.eventually(timeout: 6) {
+            try f.command(expiring)["state"] as? String == "expired" && f.command(done)["state"] as? String == "succeeded"
+        })
+        let recorded = try f.command(done)
+        XCTAssertEqual(recorded["exit_code"] as? Int, 7)
+        XCTAssertEqual(recorded["output"] as? String, "all good")
+        let events = try await f.events(done)
+        XCTAssertEqual(events.filter { $0 == "result" }.count, 1)
+        let expiredEvents = try await f.events(expiring)
+        XCTAssertEqual(expiredEvents.last, "expired")
+    }
+}
