@@ -101,7 +101,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
             path: "tools/ws-echo", swiftSettings: hotPath),
 
-        .executableTarget(name: "ws-load", dependencies: ["HubIO", "HubWebSocket", "HubWebSocketIO", "HubTelemetry",
+        // What the benchmark clients share (logs, /proc readings, percentiles, JSON summary).
+        .target(name: "BenchSupport", dependencies: ["HubIO", "HubTelemetry"], path: "tools/bench-support"),
+        .executableTarget(name: "ws-load", dependencies: ["BenchSupport", "HubIO", "HubWebSocket", "HubWebSocketIO", "HubTelemetry",
             .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/ws-load", swiftSettings: hotPath),
         .executableTarget(name: "route-bench", dependencies: ["HubServer", "HubRedis", "HubIO", "HubHTTP", "HubTelemetry",
             .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
@@ -114,8 +116,8 @@ let package = Package(
         ], path: "tools/hubctl"),
         .executableTarget(name: "jwt-bench", dependencies: ["HubAuth", .product(name: "JWTKit", package: "jwt-kit")],
             path: "tools/jwt-bench", swiftSettings: hotPath + [.swiftLanguageMode(.v6)]),
-        .executableTarget(name: "auth-bench", dependencies: ["HubIO", "HubTelemetry", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/auth-bench", swiftSettings: hotPath),
-        .executableTarget(name: "queue-bench", dependencies: ["HubIO", "HubTelemetry", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", "CSQLite", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/queue-bench", swiftSettings: hotPath),
+        .executableTarget(name: "auth-bench", dependencies: ["BenchSupport", "HubIO", "HubTelemetry", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/auth-bench", swiftSettings: hotPath),
+        .executableTarget(name: "queue-bench", dependencies: ["BenchSupport", "HubIO", "HubTelemetry", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", "CSQLite", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/queue-bench", swiftSettings: hotPath),
         .executableTarget(name: "pg-bench", dependencies: ["HubPostgres", "HubIO", "HubTelemetry"], path: "tools/pg-bench"),
 
         // Real redis-server and PostgreSQL for the integration tests (not a test target itself,

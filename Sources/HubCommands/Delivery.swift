@@ -43,3 +43,18 @@ public struct LeaseState: Sendable, Equatable {
         return WireText.object(fields)
     }
 }
+
+/// How a device's result is kept in the hot queue's outcome (`QueueOutcome.result`): the
+/// result's JSON (status, exit code), a newline, the output. The queue compares these bytes for
+/// idempotency; the reconciler reads them back when the record missed the result.
+enum ResultText {
+    static func encode(resultJSON: String, output: String?) -> [UInt8] {
+        Array((resultJSON + "\n" + (output ?? "")).utf8)
+    }
+
+    static func decode(_ bytes: [UInt8]) -> (resultJSON: String, output: String) {
+        let split = bytes.firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
+        let output = split < bytes.endIndex ? String(decoding: bytes[(split + 1)...], as: UTF8.self) : ""
+        return (String(decoding: bytes[..<split], as: UTF8.self), output)
+    }
+}

@@ -164,7 +164,7 @@ public struct LeaseService: Sendable {
         if let exitCode { fields.append(("exit_code", String(exitCode))) }
         let resultJSON = WireText.object(fields)
         // The outcome the queue compares for idempotency: status, exit code and output.
-        let outcome = QueueOutcome(succeeded: succeeded, result: Array((resultJSON + "\n" + (output ?? "")).utf8))
+        let outcome = QueueOutcome(succeeded: succeeded, result: ResultText.encode(resultJSON: resultJSON, output: output))
         let now = StoreMillis.now()
         let answer = try await context.queue.complete(CommandContext.queueName(deviceID), id: commandID, token: token, outcome: outcome, now: now)
         var candidates: [CommandState] = [.claimed, .queued]
@@ -207,28 +207,6 @@ public struct LeaseService: Sendable {
             throw Problem.missing("command")
         }
         return LeaseState(id: commandID, state: status.rawValue, leaseExpiresAt: nil)
-    }
-
-    /// Records a result the queue accepted but the record missed (its node died between the
-    /// two writes): the outcome as `result` encoded it (status JSON, a newline, the output).
-    /// True when the record changed.
-    func recordOutcome(_ c: CommandRecord, _ outcome: QueueOutcome) async throws -> Bool {
-        let bytes = outcome.result
-        let split = bytes.firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
-        let resultJSON = String(decoding: bytes[..<split], as: UTF8.self)
-        let output = split < bytes.endIndex ? String(decoding: bytes[(split + 1)...], as: UTF8.self) : ""
-        let exitCode = (try? JSONSerialization.jsonObject(with: Data(resultJSON.utf8)) as? [String: Any])?["exit_code"] as? Int
-        let status: CommandState = outcome.succeeded ? .succeeded : .failed
-        let at = Date.storeNow()
-        let change = CommandChange(state: status, exitCode: exitCode, outputSummary: output.isEmpty ? nil : output,
-                                   result: resultJSON.isEmpty ? nil : resultJSON, finishedAt: at, updatedAt: at)
-        let update = try await context.update(c.id, from: [.claimed, .queued], change: change) { previous in
-            CommandEvent(commandID: c.id, event: "result", fromState: previous, toState: status, actor: "reconciler", detail: resultJSON.isEmpty ? "{}" : resultJSON, at: at)
-        }
-        guard case .updated(let updated) = update else { return false }
-        (outcome.succeeded ? context.metrics.succeeded : context.metrics.failed).increment(shard: QueueMetrics.shard)
-        await context.emit(DomainEvents.commandStatus(updated))
-        return true
     }
 
     /// Writes an extended deadline into the record, keeping the delivery's `leasedAt` (the 12 h

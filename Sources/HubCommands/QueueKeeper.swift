@@ -108,7 +108,7 @@ public struct QueueKeeper: Sendable {
                     await recorder.record(QueueTransition(queue: queueName, id: c.id, state: status.state, attempts: status.attempts))
                     repaired += 1
                 case .succeeded, .failed:
-                    if let outcome = status.outcome, try await LeaseService(context: context).recordOutcome(c, outcome) { repaired += 1 }
+                    if let outcome = status.outcome, try await recorder.recordOutcome(c, outcome) { repaired += 1 }
                 default:
                     break
                 }

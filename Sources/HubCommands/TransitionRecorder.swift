@@ -61,4 +61,23 @@ struct TransitionRecorder: Sendable {
             ])
         }
     }
+
+    /// Records a result the queue accepted but the record missed (its node died between the
+    /// two writes): the outcome as `ResultText` keeps it.
+    /// True when the record changed.
+    func recordOutcome(_ c: CommandRecord, _ outcome: QueueOutcome) async throws -> Bool {
+        let (resultJSON, output) = ResultText.decode(outcome.result)
+        let exitCode = (try? JSONSerialization.jsonObject(with: Data(resultJSON.utf8)) as? [String: Any])?["exit_code"] as? Int
+        let status: CommandState = outcome.succeeded ? .succeeded : .failed
+        let at = Date.storeNow()
+        let change = CommandChange(state: status, exitCode: exitCode, outputSummary: output.isEmpty ? nil : output,
+                                   result: resultJSON.isEmpty ? nil : resultJSON, finishedAt: at, updatedAt: at)
+        let update = try await context.update(c.id, from: [.claimed, .queued], change: change) { previous in
+            CommandEvent(commandID: c.id, event: "result", fromState: previous, toState: status, actor: "reconciler", detail: resultJSON.isEmpty ? "{}" : resultJSON, at: at)
+        }
+        guard case .updated(let updated) = update else { return false }
+        (outcome.succeeded ? context.metrics.succeeded : context.metrics.failed).increment(shard: QueueMetrics.shard)
+        await context.emit(DomainEvents.commandStatus(updated))
+        return true
+    }
 }

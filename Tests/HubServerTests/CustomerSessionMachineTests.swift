@@ -134,9 +134,9 @@ final class CustomerSessionMachineTests: XCTestCase {
         guard case .failure(let bad) = parse("[1,2]") else { return XCTFail() }
         XCTAssertEqual(bad, .error(id: nil, code: "invalid_message", message: "expected a JSON object with a string \"type\""))
         guard case .failure(let long) = parse(#"{"type":"ping","id":"\#(String(repeating: "x", count: 129))"}"#) else { return XCTFail() }
-        if case .error(_, let code, _) = long { XCTAssertEqual(code, "invalid_message") }
+        if case .error(_, let code, _, _) = long { XCTAssertEqual(code, "invalid_message") }
         guard case .failure(let big) = parse(#"{"type":"ping","pad":"\#(String(repeating: "x", count: 70_000))"}"#) else { return XCTFail() }
-        if case .error(_, let code, _) = big { XCTAssertEqual(code, "message_too_large") }
+        if case .error(_, let code, _, _) = big { XCTAssertEqual(code, "message_too_large") }
         guard case .success(let noToken) = parse(#"{"type":"auth"}"#) else { return XCTFail() }
         XCTAssertThrowsError(try noToken.customerKind.get())
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BenchSupport
 import Foundation
 import HubTelemetry
 import HubHTTP
@@ -60,15 +61,6 @@ struct Target: ParsableArguments {
         guard !list.isEmpty else { throw ValidationError("no devices in \(devices); run setup first") }
         return list
     }
-}
-
-enum Log {
-    static func note(_ text: String) { FileHandle.standardError.write(Data("auth-bench: \(text)\n".utf8)) }
-}
-
-struct Failure: Error, CustomStringConvertible {
-    var description: String
-    init(_ text: String) { description = text }
 }
 
 /// A blocking request through HubHTTPClient (setup and token only: not the measured path).
@@ -161,18 +153,6 @@ final class LoopStats: Sendable {
     let handshakes = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
     @inline(__always) static func bump(_ a: borrowing Atomic<Int>) { a.store(a.load(ordering: .relaxed) &+ 1, ordering: .relaxed) }
-}
-
-/// Errors: counted, the first few kept word for word.
-enum Problems {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var first: [String] = []
-    static func add(_ text: String) {
-        lock.lock()
-        if first.count < 8 { first.append(text) }
-        lock.unlock()
-    }
-    static var list: [String] { lock.lock(); defer { lock.unlock() }; return first }
 }
 
 /// What every worker of a run shares (immutable after start, except the two flags).
@@ -393,43 +373,6 @@ final class AuthExchange: ChannelHandler {
     }
 }
 
-// MARK: /proc readings
-
-/// utime + stime of a process (all threads), in seconds.
-func processCPUSeconds(_ pid: Int32) -> Double? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return nil }
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return nil }
-    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
-
-func selfCPUSeconds() -> Double {
-    var ru = rusage()
-    getrusage(Int32(RUSAGE_SELF.rawValue), &ru)
-    return Double(ru.ru_utime.tv_sec) + Double(ru.ru_utime.tv_usec) / 1e6 + Double(ru.ru_stime.tv_sec) + Double(ru.ru_stime.tv_usec) / 1e6
-}
-
-func percentile(_ sorted: [UInt64], _ p: Double) -> Double? {
-    guard !sorted.isEmpty else { return nil }
-    let i = min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))
-    return Double(sorted[i]) / 1e6
-}
-
-func json(_ pairs: [(String, Any?)]) -> String {
-    func enc(_ v: Any?) -> String {
-        switch v {
-        case nil: return "null"
-        case let d as Double: return d.isFinite ? String(format: "%.6g", d) : "null"
-        case let i as Int: return String(i)
-        case let s as String:
-            return JSONText.quoted(s)
-        case let a as [String]: return "[" + a.map { enc($0) }.joined(separator: ",") + "]"
-        default: return "\"\(v!)\""
-        }
-    }
-    return "{" + pairs.map { "\"\($0.0)\":\(enc($0.1))" }.joined(separator: ",") + "}"
-}
 
 struct Handshake: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -24,36 +24,17 @@ mkdir -p "$out"; rm -f "$out"/*.json "$out"/*.txt "$out"/*.log
 work=$(mktemp -d /tmp/identity-bench.XXXXXX)
 chmod 755 "$work"
 
-# Credentials of this run only (loopback, thrown away with $work).
-admin_token=bench-admin-$(openssl rand -hex 16)
-jwt_secret=$(openssl rand -hex 32)
-hash_key=$(openssl rand -hex 32)
 user_id=$(cat /proc/sys/kernel/random/uuid)
-# 10,000,000 per minute is the most a RateLimit accepts (RateLimit.validate): every request
-# still goes through the limiters' counters, none is refused.
-huge=10000000
 
-base_port=$((20000 + $$ % 20000))
+source "$(dirname "$0")/lib.sh"
 redis_port=$((base_port + 1)); pg_port=$((base_port + 2))
 declare -A hub_port=([embedded]=$((base_port + 3)) [networked]=$((base_port + 4)))
 declare -A hub_pid=() token=()
-redis_pid=""; pg_dir="$work/pg"; pg_bin=""
 
-stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s
-  local pid=$1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-}
 cleanup() {
   set +e
   for b in "${!hub_pid[@]}"; do stop_pid "${hub_pid[$b]}"; done
-  stop_pid "$redis_pid"
-  if [ -n "$pg_bin" ] && [ -f "$pg_dir/data/postmaster.pid" ]; then
-    timeout 30 runuser -u postgres -- "$pg_bin/pg_ctl" stop -D "$pg_dir/data" -m fast -w >/dev/null 2>&1 \
-      || kill -9 "$(head -1 "$pg_dir/data/postmaster.pid")" 2>/dev/null
-  fi
+  stop_stores
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -63,24 +44,9 @@ echo "==> building (release): devicehub, auth-bench, hubctl" >&2
 for p in devicehub auth-bench hubctl; do swift build -c release --product "$p" >/dev/null; done
 bin=.build/release
 
-wait_http() { # url: up to 60 s
-  for _ in $(seq 600); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "no answer from $1" >&2; return 1
-}
-
 if [[ " $backends " == *" networked "* ]]; then
   echo "==> redis-server on 127.0.0.1:$redis_port, PostgreSQL on 127.0.0.1:$pg_port (defaults: fsync, synchronous_commit on)" >&2
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
-  redis_pid=$!
-  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-  [ -x "$pg_bin/initdb" ] || { echo "PostgreSQL server binaries not found under /usr/lib/postgresql" >&2; exit 1; }
-  mkdir -p "$pg_dir"; chown postgres:postgres "$pg_dir"
-  # As the tests do (Tests/HubTestSupport/PostgresTestServer.swift), but with the server's
-  # durability defaults: no fsync=off, no synchronous_commit=off.
-  runuser -u postgres -- "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$work/initdb.log" 2>&1
-  runuser -u postgres -- "$pg_bin/pg_ctl" start -D "$pg_dir/data" -w -t 30 -l "$pg_dir/server.log" \
-    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null
-  for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  start_stores
 fi
 
 start_hub() { # backend

@@ -44,40 +44,20 @@ mkdir -p "$out"; rm -f "$out"/*.json "$out"/*.txt "$out"/*.log "$out"/*.md
 work=$(mktemp -d /tmp/queue-bench.XXXXXX)
 chmod 755 "$work"
 
-# Credentials of this run only (loopback, thrown away with $work).
-admin_token=bench-admin-$(openssl rand -hex 16)
-jwt_secret=$(openssl rand -hex 32)
-hash_key=$(openssl rand -hex 32)
 operator_id=$(cat /proc/sys/kernel/random/uuid)
 approver_id=$(cat /proc/sys/kernel/random/uuid)
-huge=10000000
 
-base_port=$((20000 + $$ % 20000))
+source "$(dirname "$0")/lib.sh"
 redis_port=$((base_port + 1)); pg_port=$((base_port + 2))
 port_embedded=$((base_port + 3)); port_a=$((base_port + 4)); port_b=$((base_port + 5))
 declare -A hub_pid=()
-redis_pid=""; pg_dir="$work/pg"; pg_bin=""
 redis_url="redis://127.0.0.1:$redis_port/0"
 pg_url="postgres://postgres@127.0.0.1:$pg_port/postgres?sslmode=disable"
 
-stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s
-  local pid=$1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-}
-stop_pg() {
-  if [ -n "$pg_bin" ] && [ -f "$pg_dir/data/postmaster.pid" ]; then
-    timeout 30 runuser -u postgres -- "$pg_bin/pg_ctl" stop -D "$pg_dir/data" -m fast -w >/dev/null 2>&1 \
-      || kill -9 "$(head -1 "$pg_dir/data/postmaster.pid")" 2>/dev/null || true
-  fi
-}
 cleanup() {
   set +e
   for k in "${!hub_pid[@]}"; do stop_pid "${hub_pid[$k]}"; done
-  stop_pid "$redis_pid"
-  stop_pg
+  stop_stores
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -105,11 +85,6 @@ machine_json() {
 machine_json >"$out/machine-before.json"
 echo "==> machine: $(jq -r '"\(.cores) cores (\(.cpu)), load \(.loadavg_1_5_15), idle \(.idle_percent_3s)% over 3 s, \(.mem_available_mib) MiB available"' "$out/machine-before.json")" >&2
 
-wait_http() { # url: up to 60 s
-  for _ in $(seq 600); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "no answer from $1" >&2; return 1
-}
-
 start_hub() { # name port [networked node-id]
   local name=$1 port=$2 args=(--host 127.0.0.1 --port "$2" --loops "$loops" --no-access-log --log-level warning
     --admin-token "$admin_token" --supabase-jwt-secret "$jwt_secret"
@@ -124,18 +99,9 @@ start_hub() { # name port [networked node-id]
   wait_http "http://127.0.0.1:$port/readyz"
 }
 
-start_stores() {
+start_networked_stores() {
   echo "==> redis-server on 127.0.0.1:$redis_port, PostgreSQL on 127.0.0.1:$pg_port (defaults: fsync, synchronous_commit on; pg_stat_statements)" >&2
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
-  redis_pid=$!
-  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-  [ -x "$pg_bin/initdb" ] || { echo "PostgreSQL server binaries not found under /usr/lib/postgresql" >&2; exit 1; }
-  mkdir -p "$pg_dir"; chown postgres:postgres "$pg_dir"
-  runuser -u postgres -- "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$work/initdb.log" 2>&1
-  runuser -u postgres -- "$pg_bin/pg_ctl" start -D "$pg_dir/data" -w -t 30 -l "$pg_dir/server.log" \
-    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" >/dev/null \
-    || { tail -20 "$pg_dir/server.log" >&2; exit 1; }
-  for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  start_stores -c shared_preload_libraries=pg_stat_statements
   psql -X -q -d "$pg_url" -c "create extension if not exists pg_stat_statements" >/dev/null
 }
 
@@ -195,7 +161,7 @@ if [[ " $backends " == *" embedded "* ]]; then
 fi
 
 if [[ " $backends " == *" networked "* ]]; then
-  start_stores
+  start_networked_stores
   echo "==> Redis + PostgreSQL: hubs A (127.0.0.1:$port_a) and B (127.0.0.1:$port_b), setup ($devices devices) through A" >&2
   start_hub a "$port_a" networked node-a
   start_hub b "$port_b" networked node-b

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BenchSupport
 import Foundation
 import HubHTTPClient
 import HubIO
@@ -137,14 +138,3 @@ final class Ramp {
     }
 }
 
-/// Runs `body` on `loop` and waits for its result (main thread).
-func onLoop<T>(_ loop: EventLoop, _ body: @escaping () -> T) -> T {
-    let sem = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) var result: T?
-    loop.execute {
-        result = body()
-        sem.signal()
-    }
-    sem.wait()
-    return result!
-}

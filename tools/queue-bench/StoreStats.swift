@@ -1,3 +1,4 @@
+import BenchSupport
 import Foundation
 
 /// Readings of the stores around a measured window, through their own command-line clients

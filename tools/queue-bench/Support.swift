@@ -4,33 +4,10 @@ import HubTelemetry
 import HubHTTP
 import HubHTTPClient
 import HubIO
+import BenchSupport
 
 // Plumbing shared by every subcommand: logging, errors, blocking calls through HubHTTPClient
 // (setup only, never the measured path), /proc readings, percentiles and the JSON printer.
-
-enum Log {
-    static func note(_ text: String) { FileHandle.standardError.write(Data("queue-bench: \(text)\n".utf8)) }
-}
-
-struct Failure: Error, CustomStringConvertible {
-    var description: String
-    init(_ text: String) { description = text }
-}
-
-/// Problems seen on any loop: counted, the first few kept word for word.
-enum Problems {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var first: [String] = []
-    nonisolated(unsafe) private static var total = 0
-    static func add(_ text: String) {
-        lock.lock()
-        total += 1
-        if first.count < 10 { first.append(text) }
-        lock.unlock()
-    }
-    static var list: [String] { lock.lock(); defer { lock.unlock() }; return first }
-    static var count: Int { lock.lock(); defer { lock.unlock() }; return total }
-}
 
 /// `http://HOST:PORT` → (host, port, base without a trailing slash).
 func parseBase(_ url: String, option: String) throws -> (host: String, port: Int, base: String) {
@@ -122,21 +99,6 @@ func readDevices(_ path: String, limit: Int?) throws -> [BenchDevice] {
 
 // MARK: - /proc readings
 
-/// utime + stime of a process (all threads), in seconds.
-func processCPUSeconds(_ pid: Int32) -> Double? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return nil }
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return nil }
-    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
-
-func selfCPUSeconds() -> Double {
-    var ru = rusage()
-    getrusage(Int32(RUSAGE_SELF.rawValue), &ru)
-    return Double(ru.ru_utime.tv_sec) + Double(ru.ru_utime.tv_usec) / 1e6 + Double(ru.ru_stime.tv_sec) + Double(ru.ru_stime.tv_usec) / 1e6
-}
-
 /// CPU seconds of each thread of a process: "pid/tid comm" → utime + stime.
 func threadCPUSeconds(_ pid: Int32) -> [String: Double] {
     var out: [String: Double] = [:]
@@ -179,12 +141,6 @@ struct PidSet {
 // MARK: - statistics
 
 /// Nearest-rank percentile of sorted nanosecond samples, in milliseconds.
-func percentile(_ sorted: [UInt64], _ p: Double) -> Double? {
-    guard !sorted.isEmpty else { return nil }
-    let i = min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))
-    return Double(sorted[i]) / 1e6
-}
-
 func latencySummary(_ name: String, _ samples: [UInt64]) -> [(String, Any?)] {
     let s = samples.sorted()
     let mean = s.isEmpty ? nil : Double(s.reduce(0, &+)) / Double(s.count) / 1e6
@@ -194,35 +150,6 @@ func latencySummary(_ name: String, _ samples: [UInt64]) -> [(String, Any?)] {
 }
 
 // MARK: - JSON out
-
-/// A JSON value from ordered pairs: numbers, strings, booleans, arrays, nested pair lists and
-/// already encoded JSON (`RawJSON`).
-struct RawJSON { var text: String }
-
-func json(_ pairs: [(String, Any?)]) -> String {
-    "{" + pairs.map { "\(encodeJSON($0.0)):\(encodeJSON($0.1))" }.joined(separator: ",") + "}"
-}
-
-func encodeJSON(_ v: Any?) -> String {
-    switch v {
-    case nil: return "null"
-    case let r as RawJSON: return r.text
-    case let b as Bool: return b ? "true" : "false"
-    case let d as Double: return d.isFinite ? String(format: "%.6g", d) : "null"
-    case let i as Int: return String(i)
-    case let i as Int64: return String(i)
-    case let i as UInt64: return String(i)
-    case let s as String:
-        return JSONText.quoted(s)
-    case let a as [String]: return "[" + a.map { encodeJSON($0) }.joined(separator: ",") + "]"
-    case let p as [(String, Any?)]: return json(p)
-    case let a as [Any?]: return "[" + a.map { encodeJSON($0) }.joined(separator: ",") + "]"
-    case let o as [String: Any]:
-        if let data = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) { return String(decoding: data, as: UTF8.self) }
-        return "null"
-    default: return encodeJSON("\(v!)")
-    }
-}
 
 // MARK: - small JSON readers for the hot path
 

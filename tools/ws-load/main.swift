@@ -1,4 +1,5 @@
 import ArgumentParser
+import BenchSupport
 import Foundation
 import HubTelemetry
 import HubIO
@@ -169,17 +170,6 @@ final class Ramp {
     }
 }
 
-/// Runs `body` on `loop` and waits for its result (main thread).
-func onLoop<T>(_ loop: EventLoop, _ body: @escaping () -> T) -> T {
-    let sem = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) var result: T?
-    loop.execute {
-        result = body()
-        sem.signal()
-    }
-    sem.wait()
-    return result!
-}
 
 /// Opens connections on every loop (split evenly, connection `k` on loop `k % loops`) and
 /// waits until each has succeeded or failed. Returns the ramps (one per loop).
@@ -211,17 +201,6 @@ func openAll(group: EventLoopGroup, count: Int, concurrency: Int, options: WebSo
 
 // MARK: - /proc readings
 
-/// utime and stime of a process, all threads, in seconds.
-func processCPUSeconds(_ pid: Int32) -> (user: Double, system: Double)? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return nil }
-    // Fields after "(comm)": state is field 3, utime 14, stime 15.
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return nil }
-    let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
-    return (u / tick, s / tick)
-}
-
 /// A `kB` line of /proc/PID/status (VmRSS, VmHWM...), in KiB.
 func processStatusKiB(_ pid: String, _ key: String) -> Int? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
@@ -231,11 +210,6 @@ func processStatusKiB(_ pid: String, _ key: String) -> Int? {
     return nil
 }
 
-func selfCPUSeconds() -> Double {
-    var ru = rusage()
-    getrusage(Int32(RUSAGE_SELF.rawValue), &ru)
-    return Double(ru.ru_utime.tv_sec) + Double(ru.ru_utime.tv_usec) / 1e6 + Double(ru.ru_stime.tv_sec) + Double(ru.ru_stime.tv_usec) / 1e6
-}
 
 /// One measured window: counters, wall time, server and client CPU at its start and end.
 struct Window {
@@ -253,24 +227,8 @@ struct Window {
 
     static func take(_ stats: [LoopStats], serverPid: Int32?) -> Window {
         Window(start: monotonicNanoseconds(), received: stats.reduce(0) { $0 + $1.received.load(ordering: .relaxed) },
-               serverCPU: serverPid.flatMap(processCPUSeconds), clientCPU: selfCPUSeconds())
+               serverCPU: serverPid.flatMap(processCPUTimes), clientCPU: selfCPUSeconds())
     }
-}
-
-/// A JSON object from ordered key/value pairs (numbers, strings, arrays of strings).
-func json(_ pairs: [(String, Any?)]) -> String {
-    func enc(_ v: Any?) -> String {
-        switch v {
-        case nil: return "null"
-        case let d as Double: return d.isFinite ? String(format: "%.6g", d) : "null"
-        case let i as Int: return String(i)
-        case let s as String:
-            return JSONText.quoted(s)
-        case let a as [String]: return "[" + a.map { enc($0) }.joined(separator: ",") + "]"
-        default: return "\"\(v!)\""
-        }
-    }
-    return "{" + pairs.map { "\"\($0.0)\":\(enc($0.1))" }.joined(separator: ",") + "}"
 }
 
 func finish(_ pairs: [(String, Any?)], ok: Bool) -> Never {

@@ -148,6 +148,22 @@ enum JSONValue: Codable, Equatable {
     }
 }
 
+extension JSONValue {
+    /// The JSON text of an object (keys sorted, so equal objects are equal text); nil for any
+    /// other value.
+    func objectText() throws -> String? {
+        guard case .object = self else { return nil }
+        return String(decoding: try Self.encoder.encode(self), as: UTF8.self)
+    }
+
+    /// Configured once: a `JSONEncoder` keeps no per-call state.
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+}
+
 struct Items<T: Encodable>: Encodable {
     var items: [T]
 }

@@ -16,13 +16,13 @@ enum CommandEndpoints {
         app.route(.post, "/api/v1/customer/commands/:id/approve", guard: SessionEndpoints.decide) { _, ctx in
             let command = try await visibleCommand(ctx, layer, role: .approver)
             let note = try ctx.optionalJSON(Decision.self)?.note
-            let org = try await SessionEndpoints.orgOf(command.orgID, layer, ctx)
+            let org = try await layer.org(command.orgID, on: ctx.loop)
             return .json(CommandBody(try await layer.commands.approve(command, org: org, note: note, by: ctx.caller)))
         }
         app.route(.post, "/api/v1/customer/commands/:id/reject", guard: SessionEndpoints.decide) { _, ctx in
             let command = try await visibleCommand(ctx, layer, role: .approver)
             let note = try ctx.optionalJSON(Decision.self)?.note
-            let org = try await SessionEndpoints.orgOf(command.orgID, layer, ctx)
+            let org = try await layer.org(command.orgID, on: ctx.loop)
             return .json(CommandBody(try await layer.commands.reject(command, org: org, note: note, by: ctx.caller)))
         }
         app.route(.post, "/api/v1/customer/commands/:id/cancel", guard: SessionEndpoints.propose) { _, ctx in

@@ -93,10 +93,8 @@ enum DeviceCommandEndpoints {
     /// A JSON object field as text (nil when absent); anything but an object is 400.
     static func objectText(_ value: JSONValue?, field: String) throws -> String? {
         guard let value else { return nil }
-        guard case .object = value else { throw Problem.invalidArgument("\(field) must be a JSON object") }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        guard let text = try value.objectText() else { throw Problem.invalidArgument("\(field) must be a JSON object") }
+        return text
     }
 
     static func jsonText(_ text: String) -> Response {

@@ -57,13 +57,13 @@ enum SessionEndpoints {
         app.route(.post, "/api/v1/customer/sessions/:id/approve", guard: decide) { _, ctx in
             let session = try await visibleSession(ctx, layer, role: .approver)
             let note = try ctx.optionalJSON(Decision.self)?.note
-            let org = try await orgOf(session.orgID, layer, ctx)
+            let org = try await layer.org(session.orgID, on: ctx.loop)
             return .json(SessionBody(try await layer.sessions.approve(session, org: org, note: note, by: ctx.caller)))
         }
         app.route(.post, "/api/v1/customer/sessions/:id/reject", guard: decide) { _, ctx in
             let session = try await visibleSession(ctx, layer, role: .approver)
             let note = try ctx.optionalJSON(Decision.self)?.note
-            let org = try await orgOf(session.orgID, layer, ctx)
+            let org = try await layer.org(session.orgID, on: ctx.loop)
             return .json(SessionBody(try await layer.sessions.reject(session, org: org, note: note, by: ctx.caller)))
         }
         app.route(.post, "/api/v1/customer/sessions/:id/close", guard: write) { _, ctx in
@@ -75,7 +75,7 @@ enum SessionEndpoints {
             let session = try await visibleSession(ctx, layer, role: .operator)
             let body = try ctx.json(ProposeBody.self)
             let proposal = try body.proposal(layer.context.configuration)
-            let org = try await orgOf(session.orgID, layer, ctx)
+            let org = try await layer.org(session.orgID, on: ctx.loop)
             let (command, replayed) = try await layer.commands.propose(proposal, in: session, org: org, by: ctx.caller)
             var r = Response.json(CommandBody(command), status: replayed ? 200 : 201)
             if replayed { r.headers.add(name: "Idempotent-Replayed", value: "true") }
@@ -106,10 +106,6 @@ enum SessionEndpoints {
         try ctx.authorize(org: session.orgID, role: role, what: "session")
         return session
     }
-
-    static func orgOf(_ id: UUID, _ layer: CommandsLayer, _ ctx: RequestContext) async throws -> Org {
-        try await layer.org(id, on: ctx.loop)
-    }
 }
 
 /// `POST /sessions/:id/commands`.
@@ -123,10 +119,7 @@ struct ProposeBody: Decodable {
     var idempotency_key: String?
 
     func proposal(_ configuration: CommandsConfiguration) throws -> Proposal {
-        guard case .object = args else { throw Problem.invalidArgument("args must be a JSON object") }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let arguments = String(decoding: try encoder.encode(args), as: UTF8.self)
+        guard let arguments = try args.objectText() else { throw Problem.invalidArgument("args must be a JSON object") }
         var priority = QueuePriority.default
         if let raw = self.priority {
             guard let p = QueuePriority(rawValue: raw) else { throw Problem.invalidArgument("priority must be critical, default or bulk") }

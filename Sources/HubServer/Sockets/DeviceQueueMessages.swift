@@ -23,12 +23,10 @@ struct DeviceQueueMessage: Decodable {
 
     static let types: Set<String> = ["claim", "extend", "release", "progress", "result"]
 
-    /// Runs the message against the lease service and returns the reply's JSON text.
-    static func reply(to bytes: [UInt8], device: UUID, leases: LeaseService) async -> String {
-        let message: DeviceQueueMessage
-        do {
-            message = try JSONDecoder().decode(DeviceQueueMessage.self, from: Data(bytes))
-        } catch {
+    /// Runs the message (decoded with its envelope; nil when a field had the wrong type)
+    /// against the lease service and returns the reply's JSON text.
+    static func reply(to message: DeviceQueueMessage?, device: UUID, leases: LeaseService) async -> String {
+        guard let message else {
             return ServerMessage.error(id: nil, code: "invalid_message", message: "a field has the wrong type").json
         }
         let id = message.id
@@ -66,9 +64,9 @@ struct DeviceQueueMessage: Decodable {
             if let at = state.leaseExpiresAt { fields["lease_expires_at"] = .string(WireTime.format(Date(timeIntervalSince1970: Double(at) / 1000)) ?? "") }
             return ServerMessage.ack(id: id, fields: fields).json
         } catch let problem as Problem {
-            return ServerMessage.refused(id: id, code: problem.code, message: problem.detail ?? problem.title, state: problem.state).json
+            return ServerMessage.error(id: id, code: problem.code, message: problem.detail ?? problem.title, state: problem.state).json
         } catch {
-            return ServerMessage.refused(id: id, code: "unavailable", message: "the store is unavailable; retry", state: nil).json
+            return ServerMessage.error(id: id, code: "unavailable", message: "the store is unavailable; retry", state: nil).json
         }
     }
 }

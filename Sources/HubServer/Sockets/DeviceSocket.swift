@@ -70,19 +70,19 @@ final class DeviceSocket: WebSocketDelegate {
                 ws.send(text: ServerMessage.ack(id: message.id, fields: [:]).json)
             case let type where DeviceQueueMessage.types.contains(type):
                 guard let leases = leases() else {
-                    ws.send(text: ServerMessage.refused(id: message.id, code: "unavailable", message: "the queue is starting", state: nil).json)
+                    ws.send(text: ServerMessage.error(id: message.id, code: "unavailable", message: "the queue is starting", state: nil).json)
                     return
                 }
                 guard inFlight < Self.maxInFlight else {
-                    ws.send(text: ServerMessage.refused(id: message.id, code: "rate_limited",
+                    ws.send(text: ServerMessage.error(id: message.id, code: "rate_limited",
                                                         message: "at most \(Self.maxInFlight) queue messages in flight", state: nil).json)
                     return
                 }
                 // Replies go out in completion order, each carrying its request's `id`.
                 inFlight += 1
-                let bytes = Array(text), deviceID = device.deviceID
+                let queueMessage = message.queue, deviceID = device.deviceID
                 Task(executorPreference: ws.channel.loop) { [weak self] in
-                    let reply = await DeviceQueueMessage.reply(to: bytes, device: deviceID, leases: leases)
+                    let reply = await DeviceQueueMessage.reply(to: queueMessage, device: deviceID, leases: leases)
                     guard let self else { return }
                     self.inFlight -= 1
                     self.ws?.send(text: reply)

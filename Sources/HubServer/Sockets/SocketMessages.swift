@@ -11,10 +11,29 @@ struct ClientEnvelope: Decodable {
     var token: String?
     var room: String?
     var since: Since?
+    /// A device socket's queue message, decoded from the same parse when `type` names one
+    /// (`DeviceQueueMessage.types`); nil otherwise, and nil when one of its fields has the
+    /// wrong type (`queueFieldsInvalid`).
+    var queue: DeviceQueueMessage?
+    var queueFieldsInvalid = false
 
     struct Since: Decodable, Equatable {
         var epoch: String
         var offset: Int64
+    }
+
+    private enum Keys: String, CodingKey { case type, id, token, room, since }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        type = try c.decode(String.self, forKey: .type)
+        id = try c.decodeIfPresent(String.self, forKey: .id)
+        token = try c.decodeIfPresent(String.self, forKey: .token)
+        room = try c.decodeIfPresent(String.self, forKey: .room)
+        since = try c.decodeIfPresent(Since.self, forKey: .since)
+        if DeviceQueueMessage.types.contains(type) {
+            do { queue = try DeviceQueueMessage(from: decoder) } catch { queueFieldsInvalid = true }
+        }
     }
 
     /// Largest client message either socket accepts (control messages are small; device log
@@ -41,12 +60,10 @@ struct ClientEnvelope: Decodable {
 /// What the hub sends on a socket (besides room events).
 enum ServerMessage: Error, Equatable {
     case ack(id: String?, fields: [String: AckValue])
-    case error(id: String?, code: String, message: String)
+    case error(id: String?, code: String, message: String, state: String? = nil)
     /// A room the connection was subscribed to is no longer visible to it (after a token
     /// refresh re-checked it).
     case unsubscribed(room: String, reason: String)
-    /// An `error` reply that may carry the record's current `state` (a stale lease).
-    case refused(id: String?, code: String, message: String, state: String?)
 
     enum AckValue: Equatable, Encodable {
         case string(String), int(Int64), bool(Bool)
@@ -68,15 +85,13 @@ enum ServerMessage: Error, Equatable {
             object = fields
             object["type"] = .string("ack")
             if let id { object["id"] = .string(id) }
-        case .error(let id, let code, let message):
-            object = ["type": .string("error"), "code": .string(code), "message": .string(message)]
-            if let id { object["id"] = .string(id) }
-        case .unsubscribed(let room, let reason):
-            object = ["type": .string("unsubscribed"), "room": .string(room), "reason": .string(reason)]
-        case .refused(let id, let code, let message, let state):
+        case .error(let id, let code, let message, let state):
+            // `state`: the record's current state, for a stale lease.
             object = ["type": .string("error"), "code": .string(code), "message": .string(message)]
             if let id { object["id"] = .string(id) }
             if let state { object["state"] = .string(state) }
+        case .unsubscribed(let room, let reason):
+            object = ["type": .string("unsubscribed"), "room": .string(room), "reason": .string(reason)]
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
