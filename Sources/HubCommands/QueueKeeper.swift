@@ -5,7 +5,7 @@ import HubStore
 /// Keeps the hot queue whole: notices when it was lost and rebuilds it from the records before
 /// this node claims from it again, and reconciles records the queue does not know.
 ///
-/// - A built queue carries a marker key (`queue:ready`). Redis flushed or restarted without
+/// - A built queue carries a marker key (`queue:ready:v2`). Redis flushed or restarted without
 ///   persistence, or an embedded hub restarted: the marker is gone. Every node checks it every
 ///   `guardInterval`; a node that finds it missing closes its gate (claims answer empty), and
 ///   one node (the holder of `queue:rebuild-lock`) enqueues every unfinished record (queued or
@@ -22,7 +22,11 @@ public struct QueueKeeper: Sendable {
     let context: CommandContext
     let nodeID: String
 
-    static let markerKey = "queue:ready"
+    /// Versioned with the Redis key layout of the queue: `v2` is the bucketed, cluster-ready
+    /// layout (`protocol/redis-keys.md`). A hub upgraded from the old layout finds no `v2`
+    /// marker and rebuilds the queue from the records at once, instead of serving an empty
+    /// queue until the next reconcile.
+    static let markerKey = "queue:ready:v2"
     static let lockKey = "queue:rebuild-lock"
     static let lockTTL: Duration = .seconds(120)
     static let page = 500

@@ -1,6 +1,6 @@
 import Foundation
 import HubRedis
-import HubStore
+@testable import HubStore
 import Testing
 
 /// The lease queue across queues and over time: `sweep` paging, terminal retention, and
@@ -118,7 +118,7 @@ import Testing
             let t0 = StoreMillis.now()
             let name = "q:ü"
             let id = UUID()
-            let key = RedisArgument(namespace.key("queue", "\(name.utf8.count):\(name)") + ":m:" + id.uuidString)
+            let key = RedisArgument(RedisLeaseQueue.messageKey(namespace, name, id))
             func ttl() async throws -> Int64? { try await client.send(["PTTL", key]).integer }
             _ = try await queue.enqueue(name, QueueFixture.message(id, now: t0), now: t0)
             #expect(try await ttl() == -1)

@@ -5,25 +5,50 @@ import HubRedis
 /// (`RedisLeaseQueueScripts`, where the key layout is described), so any number of hub nodes
 /// may claim, extend, release, complete and sweep the same queues concurrently.
 ///
+/// Cluster-ready layout: queues are hashed into `bucketCount` buckets, and every key of a
+/// bucket carries the hash tag `{qb<k>}`, so a queue's keys, its bucket's due index and its
+/// bucket's enqueue sequence share one hash slot and each script touches one slot. The reaper
+/// sweeps the buckets' due indexes instead of one global set (`sweep`).
+///
 /// Queue names may hold any characters: a queue's keys start with
-/// `<ns>queue:<UTF-8 byte length>:<name>:`, which no other queue's (or the global keys')
-/// prefix can equal, and the cross-queue due set's member is the fixed-length id text followed
+/// `<ns>queue:{qb<k>}:<UTF-8 byte length>:<name>:`, which no other queue's (or the bucket
+/// keys') prefix can equal, and a bucket due set's member is the fixed-length id text followed
 /// by the name. `now` and lease tokens are made here, never in Lua.
 public final class RedisLeaseQueue: LeaseQueue {
+    /// Buckets the queues are spread over. Part of the key layout: every node must agree, and
+    /// changing it orphans the queued messages (a rebuild from the records brings them back).
+    /// 256 spreads the queue over up to 256 cluster shards while one sweep pass stays 256
+    /// pipelined reads of (mostly empty) due sets.
+    public static let bucketCount = 256
+
     private let client: RedisClient
     private let namespace: RedisNamespace
     private let retention: StoreMillis
     private let maxLeaseTotal: StoreMillis
-    private let globalDue: RedisArgument
-    private let sequence: RedisArgument
+    /// Per bucket: its due index and its enqueue sequence.
+    private let bucketDue: [RedisArgument]
+    private let bucketSequence: [RedisArgument]
 
     public init(client: RedisClient, namespace: RedisNamespace, options: LeaseQueueOptions = .init()) {
         self.client = client
         self.namespace = namespace
         retention = max(1, options.terminalRetention.storeMillis)
         maxLeaseTotal = max(1, options.maxLeaseTotal.storeMillis)
-        globalDue = RedisArgument(namespace.key("queue", "due"))
-        sequence = RedisArgument(namespace.key("queue", "seq"))
+        bucketDue = (0..<Self.bucketCount).map { RedisArgument(Self.bucketPrefix(namespace, $0) + "due") }
+        bucketSequence = (0..<Self.bucketCount).map { RedisArgument(Self.bucketPrefix(namespace, $0) + "seq") }
+    }
+
+    /// The bucket of a queue: CRC16 of its name, so that every node computes the same one.
+    static func bucket(of queue: String) -> Int { Int(RedisClusterSlot.crc16(queue.utf8)) % bucketCount }
+
+    /// `<ns>queue:{qb<k>}:`, the start of every key of bucket `k`.
+    static func bucketPrefix(_ namespace: RedisNamespace, _ bucket: Int) -> String {
+        namespace.key("queue", "{qb\(bucket)}:")
+    }
+
+    /// The key of message `id` of `queue` (tests check its TTL).
+    static func messageKey(_ namespace: RedisNamespace, _ queue: String, _ id: UUID) -> String {
+        Keys(namespace, queue).messagePrefix + id.uuidString
     }
 
     public func enqueue(_ queue: String, _ message: QueueMessage, now: StoreMillis) async throws(StoreError) -> Bool {
@@ -40,7 +65,7 @@ public final class RedisLeaseQueue: LeaseQueue {
             args += [RedisArgument(lease.token.uuidString), RedisArgument(Int(lease.deadline)), RedisArgument(Int(lease.leasedAt))]
         }
         let reply = try await client.storeEval(RedisLeaseQueueScripts.enqueue,
-                                               keys: [keys.ready, keys.leased, keys.due, globalDue, sequence], args: args)
+                                               keys: [keys.ready, keys.leased, keys.due, bucketDue[keys.bucket], bucketSequence[keys.bucket]], args: args)
         guard let added = reply.integer else { throw Self.unexpected("enqueue", reply) }
         return added == 1
     }
@@ -54,7 +79,7 @@ public final class RedisLeaseQueue: LeaseQueue {
         args.reserveCapacity(args.count + max)
         for _ in 0..<max { args.append(RedisArgument(UUID().uuidString)) }
         let reply = try await client.storeEval(RedisLeaseQueueScripts.claim,
-                                               keys: [keys.ready, keys.leased, keys.due, globalDue], args: args)
+                                               keys: [keys.ready, keys.leased, keys.due, bucketDue[keys.bucket]], args: args)
         guard let parts = reply.array, parts.count == 2, let flatTransitions = parts[0].array, let flatLeases = parts[1].array,
               flatTransitions.count % 3 == 0, flatLeases.count % 6 == 0 else { throw Self.unexpected("claim", reply) }
         var transitions: [QueueTransition] = []
@@ -80,7 +105,7 @@ public final class RedisLeaseQueue: LeaseQueue {
         try StoreLimits.check(key: queue)
         let by = try LeaseQueueArguments.extensionMillis(by)
         let keys = Keys(namespace, queue)
-        let reply = try await client.storeEval(RedisLeaseQueueScripts.extend, keys: [keys.leased, keys.due, globalDue],
+        let reply = try await client.storeEval(RedisLeaseQueueScripts.extend, keys: [keys.leased, keys.due, bucketDue[keys.bucket]],
                                                args: [keys.message, RedisArgument(queue), RedisArgument(id.uuidString),
                                                       RedisArgument(token.uuidString), RedisArgument(Int(by)), RedisArgument(Int(now)),
                                                       RedisArgument(Int(maxLeaseTotal))])
@@ -92,7 +117,7 @@ public final class RedisLeaseQueue: LeaseQueue {
         let delay = try LeaseQueueArguments.releaseDelayMillis(delay)
         let keys = Keys(namespace, queue)
         let reply = try await client.storeEval(RedisLeaseQueueScripts.release,
-                                               keys: [keys.ready, keys.leased, keys.due, globalDue],
+                                               keys: [keys.ready, keys.leased, keys.due, bucketDue[keys.bucket]],
                                                args: [keys.message, RedisArgument(queue), RedisArgument(id.uuidString),
                                                       RedisArgument(token.uuidString), RedisArgument(Int(delay)), RedisArgument(Int(now)),
                                                       RedisArgument(Int(retention))])
@@ -104,7 +129,7 @@ public final class RedisLeaseQueue: LeaseQueue {
         try StoreLimits.check(value: outcome.result)
         let keys = Keys(namespace, queue)
         let reply = try await client.storeEval(RedisLeaseQueueScripts.complete,
-                                               keys: [keys.ready, keys.leased, keys.due, globalDue],
+                                               keys: [keys.ready, keys.leased, keys.due, bucketDue[keys.bucket]],
                                                args: [keys.message, RedisArgument(queue), RedisArgument(id.uuidString),
                                                       RedisArgument(token.uuidString), RedisArgument(outcome.succeeded ? "1" : "0"),
                                                       RedisArgument(bytes: outcome.result), RedisArgument(Int(now)),
@@ -116,7 +141,7 @@ public final class RedisLeaseQueue: LeaseQueue {
         try StoreLimits.check(key: queue)
         let keys = Keys(namespace, queue)
         let reply = try await client.storeEval(RedisLeaseQueueScripts.cancel,
-                                               keys: [keys.ready, keys.leased, keys.due, globalDue],
+                                               keys: [keys.ready, keys.leased, keys.due, bucketDue[keys.bucket]],
                                                args: [keys.message, RedisArgument(queue), RedisArgument(id.uuidString),
                                                       RedisArgument(Int(now)), RedisArgument(Int(retention))])
         return try answer(reply, id: id, "cancel")
@@ -141,22 +166,64 @@ public final class RedisLeaseQueue: LeaseQueue {
         return QueueDepth(queued: Int(queued), claimed: Int(claimed))
     }
 
+    /// Two rounds, so that a page is what one global due index would give (the embedded
+    /// queue's order: due time, then member): first every bucket's due entries, read by
+    /// `sweepPeek` (one pipelined script per bucket, read only), merged in due order up to the
+    /// `limit`-th transition (and the purge cap); then, per bucket holding some of those, the
+    /// `sweep` script on exactly those members. The second round re-reads every message, so
+    /// sweepers racing on other nodes never apply a transition twice, and it never sees more
+    /// than `limit` candidates, so a page never exceeds `limit`.
     public func sweep(now: StoreMillis, limit: Int) async throws(StoreError) -> [QueueTransition] {
         try LeaseQueueArguments.check(batch: limit, "limit")
-        let reply = try await client.storeEval(RedisLeaseQueueScripts.sweep, keys: [globalDue],
-                                               args: [RedisArgument(namespace.key("queue", "")), RedisArgument(Int(now)),
-                                                      RedisArgument(limit), RedisArgument(LeaseQueueArguments.maxPurgesPerSweep),
-                                                      RedisArgument(Int(retention))])
-        guard let flat = reply.array, flat.count % 4 == 0 else { throw Self.unexpected("sweep", reply) }
-        var transitions: [QueueTransition] = []
-        for i in stride(from: 0, to: flat.count, by: 4) {
-            guard let queueBytes = flat[i].bytes, let queue = String(validating: queueBytes, as: UTF8.self),
-                  let id = flat[i + 1].text.flatMap(UUID.init(uuidString:)),
-                  let state = flat[i + 2].text.flatMap(QueueState.init(rawValue:)),
-                  let attempts = flat[i + 3].integer else { throw Self.unexpected("sweep", reply) }
-            transitions.append(QueueTransition(queue: queue, id: id, state: state, attempts: Int(attempts)))
+        let cap = LeaseQueueArguments.maxPurgesPerSweep
+        let peeks = await client.evalAll(bucketDue.map { due in
+            (RedisLeaseQueueScripts.sweepPeek, [due], [RedisArgument(Int(now)), RedisArgument(limit), RedisArgument(cap)])
+        })
+        var due: [(score: Int64, member: [UInt8], kind: Int64, bucket: Int)] = []
+        for (bucket, peek) in peeks.enumerated() {
+            let reply: RedisValue
+            do { reply = try peek.get() } catch { throw StoreError(error) }
+            guard let flat = reply.array, flat.count % 3 == 0 else { throw Self.unexpected("sweep", reply) }
+            for i in stride(from: 0, to: flat.count, by: 3) {
+                guard let member = flat[i].bytes, member.count > 36, let score = flat[i + 1].text.flatMap(Double.init),
+                      let kind = flat[i + 2].integer else { throw Self.unexpected("sweep", reply) }
+                due.append((Int64(score), member, kind, bucket))
+            }
         }
-        return transitions
+        guard !due.isEmpty else { return [] }
+        due.sort { $0.score != $1.score ? $0.score < $1.score : $0.member.lexicographicallyPrecedes($1.member) }
+        // The global walk: stop before the entry after the limit-th transition or the cap-th purge.
+        var chosen: [Int: [Int]] = [:]
+        var transitionsSeen = 0, purges = 0
+        for (position, entry) in due.enumerated() {
+            if transitionsSeen >= limit || purges >= cap { break }
+            if entry.kind == 1 { transitionsSeen += 1 }
+            if entry.kind == 2 { purges += 1 }
+            chosen[entry.bucket, default: []].append(position)
+        }
+        let buckets = chosen.keys.sorted()
+        let replies = await client.evalAll(buckets.map { bucket in
+            (RedisLeaseQueueScripts.sweep, [bucketDue[bucket]],
+             [RedisArgument(Self.bucketPrefix(namespace, bucket)), RedisArgument(Int(now)), RedisArgument(Int(retention))]
+                + chosen[bucket]!.map { RedisArgument(bytes: due[$0].member) })
+        })
+        var transitions: [(position: Int, transition: QueueTransition)] = []
+        for (bucket, result) in zip(buckets, replies) {
+            let reply: RedisValue
+            do { reply = try result.get() } catch { throw StoreError(error) }
+            let positions = chosen[bucket]!
+            guard let flat = reply.array, flat.count % 5 == 0 else { throw Self.unexpected("sweep", reply) }
+            for i in stride(from: 0, to: flat.count, by: 5) {
+                guard let index = flat[i].integer, index >= 1, index <= positions.count,
+                      let queueBytes = flat[i + 1].bytes, let queue = String(validating: queueBytes, as: UTF8.self),
+                      let id = flat[i + 2].text.flatMap(UUID.init(uuidString:)),
+                      let state = flat[i + 3].text.flatMap(QueueState.init(rawValue:)),
+                      let attempts = flat[i + 4].integer else { throw Self.unexpected("sweep", reply) }
+                transitions.append((positions[Int(index) - 1], QueueTransition(queue: queue, id: id, state: state, attempts: Int(attempts))))
+            }
+        }
+        transitions.sort { $0.position < $1.position }
+        return transitions.map(\.transition)
     }
 
     // MARK: - Replies
@@ -204,6 +271,8 @@ public final class RedisLeaseQueue: LeaseQueue {
 
     /// A queue's key names.
     private struct Keys {
+        /// The bucket whose hash tag the keys carry.
+        let bucket: Int
         let ready: RedisArgument
         let leased: RedisArgument
         let due: RedisArgument
@@ -212,7 +281,8 @@ public final class RedisLeaseQueue: LeaseQueue {
         var message: RedisArgument { RedisArgument(messagePrefix) }
 
         init(_ namespace: RedisNamespace, _ queue: String) {
-            let base = namespace.key("queue", "\(queue.utf8.count):\(queue)") + ":"
+            bucket = RedisLeaseQueue.bucket(of: queue)
+            let base = RedisLeaseQueue.bucketPrefix(namespace, bucket) + "\(queue.utf8.count):\(queue):"
             ready = RedisArgument(base + "ready")
             leased = RedisArgument(base + "leased")
             due = RedisArgument(base + "due")

@@ -4,12 +4,14 @@ import HubRedis
 /// atomic. Scripts never read the clock or make random numbers: `now` and fresh lease tokens
 /// come in ARGV, so they are deterministic and replicate as effects.
 ///
-/// Per queue (base `<ns>queue:<byte length of name>:<name>:`, see `RedisLeaseQueue`):
-/// `ready` ZSET (claimable queued ids by rank * 2^50 + enqueue sequence), `leased` ZSET
-/// (claimed ids by lease deadline), `due` ZSET (live ids by next due time: TTL, or the earlier
-/// of TTL and lease deadline or release delay) and one HASH per message, `m:<ID>`. Across queues: `<ns>queue:due` ZSET (member
-/// `<ID><queue name>`, the id being 36 bytes; score: next due time of a live message, or when a
-/// terminal one is forgotten) and `<ns>queue:seq`, the enqueue sequence.
+/// Per queue (base `<ns>queue:{qb<k>}:<byte length of name>:<name>:`, `k` the queue's bucket,
+/// see `RedisLeaseQueue`): `ready` ZSET (claimable queued ids by rank * 2^50 + enqueue
+/// sequence), `leased` ZSET (claimed ids by lease deadline), `due` ZSET (live ids by next due
+/// time: TTL, or the earlier of TTL and lease deadline or release delay) and one HASH per
+/// message, `m:<ID>`. Per bucket: `<ns>queue:{qb<k>}:due` ZSET (member `<ID><queue name>`, the
+/// id being 36 bytes; score: next due time of a live message, or when a terminal one is
+/// forgotten) and `<ns>queue:{qb<k>}:seq`, the enqueue sequence (only its order within a queue
+/// matters, so one per bucket serves every queue in it).
 ///
 /// Message hash fields: `st` state, `att` attempts, `max` max attempts, `pri` priority rank,
 /// `seq`, `vt` visibility timeout (ms), `exp` expiresAt, `pl` payload; once claimed `tok`,
@@ -20,11 +22,12 @@ import HubRedis
 /// created after a DEL and only `finish` sets one.
 ///
 /// Scripts name the per-queue keys they are called for in KEYS; message hashes (and, in
-/// `sweep`, other queues' keys) are derived inside the script, as any Redis job queue does,
-/// so the layout assumes one Redis (not a cluster), like the rest of the hub's keys.
+/// `sweep`, other queues' keys of the same bucket) are derived inside the script. Every key a
+/// script touches carries its bucket's hash tag `{qb<k>}`, so on Redis Cluster each script
+/// runs on the one shard owning that slot, and on a single Redis nothing changes.
 enum RedisLeaseQueueScripts {
     /// Helpers shared by the scripts. `K` holds a queue's key names: ready, leased, due, gdue
-    /// (the cross-queue due set) and m (the message hash prefix).
+    /// (its bucket's due set) and m (the message hash prefix).
     private static let prelude = """
     local RANK_SPAN = 1125899906842624
     local STATUS_FIELDS = {'st', 'att', 'max', 'pri', 'tok', 'dl', 'ok', 'res'}
@@ -293,37 +296,69 @@ enum RedisLeaseQueueScripts {
     return {live - claimed, claimed}
     """)
 
-    /// KEYS gdue. ARGV queue key prefix (`<ns>queue:`), now, limit, purge cap, retention.
-    /// Walks the cross-queue due set in (score, member) order: applies due transitions (at most
-    /// `limit`) and forgets terminal messages past their retention (at most `purge cap`).
-    /// Returns {queue, id, state, attempts, ...}.
+    /// KEYS gdue (one bucket's due set). ARGV now, limit, purge cap. Read only: walks the
+    /// bucket's due entries in (score, member) order, as the sweep would, and returns them
+    /// {member, score, kind, ...} with kind 1 for an entry the sweep would turn into a
+    /// transition (a lapsed TTL or lease), 2 for a terminal message to forget, 0 for the rest
+    /// (an index entry out of step, a release delay that is over). Stops after `limit`
+    /// transitions, `cap` forgets or `limit + cap` entries, so the reply is bounded.
+    static let sweepPeek = RedisScript(prelude + """
+    local gdue = KEYS[1]
+    local now, limit, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+    local out, n, purged, offset = {}, 0, 0, 0
+    while true do
+      local batch = redis.call('ZRANGEBYSCORE', gdue, '-inf', now, 'WITHSCORES', 'LIMIT', offset, 100)
+      if #batch == 0 then return out end
+      offset = offset + #batch / 2
+      for i = 1, #batch, 2 do
+        if n >= limit or purged >= cap or #out >= 3 * (limit + cap) then return out end
+        local member = batch[i]
+        local id, queue = string.sub(member, 1, 36), string.sub(member, 37)
+        local kind = 0
+        local base = string.sub(gdue, 1, #gdue - 3) .. #queue .. ':' .. queue .. ':'
+        local f = redis.call('HMGET', base .. 'm:' .. id, 'st', 'exp', 'dl')
+        if f[1] and not is_live(f[1]) then
+          kind = 2
+          purged = purged + 1
+        elseif f[1] and (tonumber(f[2]) <= now or (f[1] == 'claimed' and tonumber(f[3]) <= now)) then
+          kind = 1
+          n = n + 1
+        end
+        out[#out + 1] = member
+        out[#out + 1] = batch[i + 1]
+        out[#out + 1] = kind
+      end
+    end
+    """)
+
+    /// KEYS gdue (one bucket's due set). ARGV bucket key prefix (`<ns>queue:{qb<k>}:`), now,
+    /// retention, then due-set members chosen by a `sweepPeek`. Each is looked at again (another
+    /// node may have swept it meanwhile): a terminal message past its retention is forgotten,
+    /// a live one gets its due transition. Returns {position of the member in ARGV, queue, id,
+    /// state, attempts, ...} for the transitions.
     static let sweep = RedisScript(prelude + """
     local gdue, prefix = KEYS[1], ARGV[1]
-    local now, limit, cap, ret = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-    local out, n, purged = {}, 0, 0
-    while true do
-      local batch = redis.call('ZRANGEBYSCORE', gdue, '-inf', now, 'LIMIT', 0, 100)
-      if #batch == 0 then return out end
-      for _, member in ipairs(batch) do
-        if n >= limit or purged >= cap then return out end
-        local id, queue = string.sub(member, 1, 36), string.sub(member, 37)
-        local base = prefix .. #queue .. ':' .. queue .. ':'
-        local K = {ready = base .. 'ready', leased = base .. 'leased', due = base .. 'due', gdue = gdue, m = base .. 'm:'}
-        local st = redis.call('HGET', K.m .. id, 'st')
-        if not is_live(st) then
-          forget(K, id, member)
-          purged = purged + 1
-        else
-          local state, att = apply_due(K, queue, id, now, ret)
-          if state then
-            n = n + 1
-            out[#out + 1] = queue
-            out[#out + 1] = id
-            out[#out + 1] = state
-            out[#out + 1] = att
-          end
+    local now, ret = tonumber(ARGV[2]), tonumber(ARGV[3])
+    local out = {}
+    for i = 4, #ARGV do
+      local member = ARGV[i]
+      local id, queue = string.sub(member, 1, 36), string.sub(member, 37)
+      local base = prefix .. #queue .. ':' .. queue .. ':'
+      local K = {ready = base .. 'ready', leased = base .. 'leased', due = base .. 'due', gdue = gdue, m = base .. 'm:'}
+      local f = redis.call('HMGET', K.m .. id, 'st', 'fa')
+      if f[1] and not is_live(f[1]) then
+        if tonumber(f[2]) <= now then forget(K, id, member) end
+      else
+        local state, att = apply_due(K, queue, id, now, ret)
+        if state then
+          out[#out + 1] = i - 3
+          out[#out + 1] = queue
+          out[#out + 1] = id
+          out[#out + 1] = state
+          out[#out + 1] = att
         end
       end
     end
+    return out
     """)
 }

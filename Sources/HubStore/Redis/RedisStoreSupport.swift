@@ -18,7 +18,10 @@ public struct RedisNamespace: Sendable, Hashable {
     /// Ends with `:` (e.g. `dh:`).
     public let prefix: String
 
+    /// `prefix` must not contain `{`: the stores put hash tags (`{qb7}`, `{12:room:abc}`) after
+    /// it, and Redis Cluster hashes the first `{…}` of a key.
     public init(_ prefix: String = "dh") {
+        precondition(!prefix.contains("{"), "a Redis namespace must not contain '{' (it would be taken as the hash tag)")
         self.prefix = prefix.hasSuffix(":") ? prefix : prefix + ":"
     }
 

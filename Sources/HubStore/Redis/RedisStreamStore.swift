@@ -66,7 +66,11 @@ public final class RedisStreamStore: StreamStore {
         self.namespace = namespace
     }
 
-    private func key(_ name: String) -> RedisArgument { RedisArgument(namespace.key("stream", name)) }
+    /// `<ns>stream:{<byte length>:<name>}`: the hash tag is the stream's own, so the stream and
+    /// any companion key named `<stream key>:<suffix>` share one cluster slot. The length
+    /// keeps the tag non-empty (Redis hashes the whole key for `{}`, which a name starting
+    /// with `}` would otherwise give) and every stream's key distinct.
+    private func key(_ name: String) -> RedisArgument { RedisArgument(namespace.key("stream", "{\(name.utf8.count):\(name)}")) }
 
     public func append(_ stream: String, _ payload: [UInt8], maxLength: Int, ttl: Duration?) async throws(StoreError) -> UInt64 {
         try StoreLimits.check(key: stream)
