@@ -20,15 +20,28 @@ import Logging
 ///     let redis = RedisClient(configuration: try RedisConfiguration(url: url), loops: group.loops)
 ///     redis.start()
 ///     try await redis.set("device:42:seen", "1", ex: .seconds(60))
+///
+/// With `configuration.cluster` (a `redis+cluster://` URL) the client talks to a Redis Cluster
+/// instead: it learns the slot map from the URL's node and sends each command to the master
+/// owning its first key's slot, over one client like this one per master
+/// (`RedisClusterRouter`). Callers see the same API; multi-key commands must keep their keys in
+/// one slot (hash tags), as Redis requires.
 public final class RedisClient: @unchecked Sendable {
-    // @unchecked: `cores` and `coreByLoop` are set in init and never change; each core is used
-    // only on its own loop's thread (see `send`), and `isReady` is atomic.
+    // @unchecked: `cores`, `coreByLoop` and `cluster` are set in init and never change; each
+    // core is used only on its own loop's thread (see `send`), `isReady` is atomic, and the
+    // router documents its own confinement.
 
     /// The first loop: where commands from other threads go.
-    public var loop: EventLoop { cores[0].loop }
+    public var loop: EventLoop { loops[0] }
     public let configuration: RedisConfiguration
-    /// One connection per loop, in the order the loops were given.
+    /// The loops given at init, in order.
+    let loops: [EventLoop]
+    /// One connection per loop, in the order the loops were given (none in cluster mode).
     let cores: [RedisConnectionCore]
+    /// The slot map and the masters' clients, in cluster mode.
+    let cluster: RedisClusterRouter?
+    /// True when this client routes commands over a Redis Cluster.
+    public var isCluster: Bool { cluster != nil }
     /// Index into `cores` by `EventLoop.index` (-1: no connection on that loop).
     private let coreByLoop: [Int]
     var core: RedisConnectionCore { cores[0] }
@@ -51,6 +64,14 @@ public final class RedisClient: @unchecked Sendable {
                 logger: Logger = Logger(label: "devicehub.redis")) {
         precondition(!loops.isEmpty, "a Redis client needs at least one loop")
         self.configuration = configuration
+        self.loops = loops
+        if configuration.cluster {
+            cluster = RedisClusterRouter(configuration: configuration, loops: loops, registry: registry, logger: logger)
+            cores = []
+            coreByLoop = []
+            return
+        }
+        cluster = nil
         cores = loops.map { RedisConnectionCore(configuration: configuration, loop: $0, registry: registry, logger: logger) }
         var byLoop = [Int](repeating: -1, count: (loops.map(\.index).max() ?? 0) + 1)
         for (i, l) in loops.enumerated() where byLoop[l.index] < 0 { byLoop[l.index] = i }
@@ -64,6 +85,7 @@ public final class RedisClient: @unchecked Sendable {
     }
 
     deinit {
+        cluster?.close()
         // hiredis and the connection are loop-thread only, and the last reference may be dropped
         // anywhere: close on the loop, which keeps the core alive until then.
         for core in cores { core.loop.execute { core.close() } }
@@ -86,22 +108,29 @@ public final class RedisClient: @unchecked Sendable {
 
     /// Starts connecting (and keeps reconnecting until `close()`). Any thread.
     public func start() {
+        cluster?.start()
         forEachCore { $0.start() }
     }
 
     /// Closes the connection for good; outstanding commands fail with `.closed`. Any thread.
     public func close() {
+        cluster?.close()
         forEachCore { $0.close() }
     }
 
     /// True while commands can be sent (connected, and `AUTH`/`SELECT`/`PING` answered). Any thread; it is
     /// the last known state, so a command may still fail with `.connectionLost`.
     /// With several loops: true only when every loop's connection is ready.
-    public var isConnected: Bool { cores.allSatisfy(\.isReady) }
+    /// In cluster mode: true once the slot map is known and every master's connections are ready.
+    public var isConnected: Bool {
+        if let cluster { return cluster.isConnected }
+        return cores.allSatisfy(\.isReady)
+    }
 
     /// Called on the loop each time the connection becomes ready (first connect and every
     /// reconnect) and each time a ready connection is lost. Set before `start()`.
-    /// With several loops, each connection reports its own changes, on its own loop.
+    /// With several loops, each connection reports its own changes, on its own loop. In cluster
+    /// mode nothing is reported (poll `isConnected`).
     public func onConnectionChange(_ handler: @escaping (Bool) -> Void) {
         forEachCore { core in
             core.onReady = { handler(true) }
@@ -116,7 +145,15 @@ public final class RedisClient: @unchecked Sendable {
     /// an error reply, `.timeout`, `.connectionLost`, `.notConnected`...
     /// `timeout: nil` uses `configuration.commandTimeout`. Any thread.
     public func send(_ args: [RedisArgument], timeout: Duration? = nil, completion: @escaping RedisCompletion) {
-        let ns = timeout?.nanoseconds
+        send(args, timeoutNs: timeout?.nanoseconds, completion: completion)
+    }
+
+    /// `send` with the timeout in nanoseconds (nil: the configuration's).
+    func send(_ args: [RedisArgument], timeoutNs ns: UInt64?, completion: @escaping RedisCompletion) {
+        if let cluster {
+            cluster.send(args, timeout: ns, completion: completion)
+            return
+        }
         let (core, local) = coreForCaller()
         if local {
             core.send(args, timeout: ns, completion: completion)
@@ -141,6 +178,12 @@ public final class RedisClient: @unchecked Sendable {
     /// Pipelining counters summed over every connection so far. Hops onto the loop.
     public func statistics() async -> Statistics {
         var total = Statistics(commands: 0, writeEvents: 0, readEvents: 0)
+        for client in cluster?.nodeClients ?? [] {
+            let s = await client.statistics()
+            total.commands += s.commands
+            total.writeEvents += s.writeEvents
+            total.readEvents += s.readEvents
+        }
         for core in cores {
             let s = await withCheckedContinuation { continuation in
                 core.loop.execute { continuation.resume(returning: core.statistics) }

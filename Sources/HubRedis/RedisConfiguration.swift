@@ -40,6 +40,10 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var stallTimeout: Duration = .seconds(10)
     /// Name used in metric labels (`client="cache"`) and log lines.
     public var name: String = "redis"
+    /// The server is a node of a Redis Cluster (URL scheme `redis+cluster://`): `host:port` is
+    /// only the seed the slot map is learned from, and `RedisClient` routes every command to
+    /// the master owning its key's slot. The database is always 0 on a cluster.
+    public var cluster: Bool = false
 
     /// A server with no authentication and database 0.
     public init(host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0) {
@@ -50,7 +54,8 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.database = database
     }
 
-    /// Parses `redis://[user:pass@]host[:port][/db]`: port defaults to 6379, database to 0;
+    /// Parses `redis://[user:pass@]host[:port][/db]`, or `redis+cluster://[user:pass@]host[:port]`
+    /// for a Redis Cluster seed (no database: a cluster has only database 0); port defaults to 6379, database to 0;
     /// user and password may be percent-encoded; an IPv6 host is written in brackets
     /// (`redis://[::1]:6380`). `rediss://` (TLS) is refused: Debian's hiredis 0.14 has no TLS.
     public init(url: String) throws(RedisURLError) {
@@ -76,7 +81,7 @@ public enum RedisURLError: Error, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .unsupportedScheme(let s):
             return s == "rediss" ? "redis URL: rediss:// (TLS) is not supported by hiredis 0.14; use redis://"
-                                 : "redis URL: unsupported scheme '\(s)', expected redis://"
+                                 : "redis URL: unsupported scheme '\(s)', expected redis:// or redis+cluster://"
         case .missingHost: return "redis URL: missing host (expected redis://[user:pass@]host:port/db)"
         case .invalidPort(let p): return "redis URL: invalid port '\(p)' (expected 1-65535)"
         case .invalidDatabase(let d): return "redis URL: invalid database '\(d)' (expected a number >= 0)"
@@ -92,7 +97,7 @@ enum RedisURLParser {
             throw .unsupportedScheme(url.isEmpty ? "(empty)" : String(url.prefix(16)))
         }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
-        guard scheme == "redis" else { throw .unsupportedScheme(scheme) }
+        guard scheme == "redis" || scheme == "redis+cluster" else { throw .unsupportedScheme(scheme) }
         var rest = Substring(url[schemeEnd.upperBound...])
         // Query strings and fragments carry nothing we support; refuse rather than ignore.
         if let q = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
@@ -147,7 +152,12 @@ enum RedisURLParser {
             guard let p = Int(portText), (1...65535).contains(p) else { throw .invalidPort(String(portText)) }
             port = p
         }
-        return RedisConfiguration(host: String(host), port: port, username: username, password: password, database: database)
+        var configuration = RedisConfiguration(host: String(host), port: port, username: username, password: password, database: database)
+        if scheme == "redis+cluster" {
+            guard database == 0 else { throw .invalidDatabase("\(database) (a Redis Cluster has only database 0)") }
+            configuration.cluster = true
+        }
+        return configuration
     }
 
     static func percentDecode(_ text: Substring, what: String) throws(RedisURLError) -> String {

@@ -48,9 +48,10 @@ public struct ServerConfig: Sendable {
     /// Time to finish in-flight requests after SIGTERM before exiting anyway.
     public var shutdownGracePeriod: Double = 10
 
-    /// `redis://[user:pass@]host:port/db`. With `postgresURL`, the hub keeps hot state in Redis;
-    /// without both, it runs on the embedded store. Use an IP address: hiredis 0.14 resolves
-    /// names with a blocking call.
+    /// `redis://[user:pass@]host:port/db`, or `redis+cluster://[user:pass@]host:port` for a
+    /// Redis Cluster (the address of any node: the slot map is learned from it). With
+    /// `postgresURL`, the hub keeps hot state in Redis; without both, it runs on the embedded
+    /// store. Use an IP address: hiredis 0.14 resolves names with a blocking call.
     public var redisURL: String?
     /// `postgres://user:pass@host:port/db`: durable records; pending migrations apply at start.
     public var postgresURL: String?
@@ -146,7 +147,10 @@ public struct ServerConfig: Sendable {
             try check(v > 0 && v <= 86_400, "\(name) must be in (0, 86400] seconds, got \(v)")
         }
         try check((redisURL == nil) == (postgresURL == nil), "--redis-url and --postgres-url must be given together (or neither, for the embedded store)")
-        if let redisURL { try check(redisURL.hasPrefix("redis://"), "--redis-url must start with redis://") }
+        if let redisURL {
+            try check(redisURL.hasPrefix("redis://") || redisURL.hasPrefix("redis+cluster://"),
+                      "--redis-url must start with redis:// (one Redis) or redis+cluster:// (a Redis Cluster seed)")
+        }
         if let postgresURL { try check(postgresURL.hasPrefix("postgres://") || postgresURL.hasPrefix("postgresql://"), "--postgres-url must start with postgres://") }
         if let supabaseURL { try check(supabaseURL.hasPrefix("https://") || supabaseURL.hasPrefix("http://"), "--supabase-url must be an http(s) URL, got \(supabaseURL)") }
         if let file = supabaseJWKSFile { try check(FileManager.default.isReadableFile(atPath: file), "--supabase-jwks-file: cannot read \(file)") }

@@ -54,7 +54,7 @@ struct DevicehubCommand: ParsableCommand {
     var writeTimeout = ServerConfig().writeTimeout
     @Option(help: "Seconds to finish in-flight requests after SIGTERM.")
     var shutdownGracePeriod = ServerConfig().shutdownGracePeriod
-    @Option(help: "Redis URL (redis://[user:pass@]host:port/db); with --postgres-url, instead of the embedded store.")
+    @Option(help: "Redis URL (redis://[user:pass@]host:port/db, or redis+cluster://host:port for a Redis Cluster); with --postgres-url, instead of the embedded store.")
     var redisUrl: String?
     @Option(help: "PostgreSQL URL (postgres://user:pass@host:port/db); pending migrations apply at start.")
     var postgresUrl: String?
