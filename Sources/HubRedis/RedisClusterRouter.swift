@@ -300,7 +300,7 @@ final class RedisClusterRouter: @unchecked Sendable {
                     configuration.port = range.port
                     client = RedisClient(configuration: configuration, loops: loops, registry: registry, logger: logger)
                     client.start()
-                    logger.info("redis cluster: master added", metadata: ["client": "\(template.name)", "address": "\(address)"])
+                    logger.debug("redis cluster: master added", metadata: ["client": "\(template.name)", "address": "\(address)"])
                 }
                 index = UInt16(nodes.count)
                 indexByAddress[address] = index
@@ -310,7 +310,7 @@ final class RedisClusterRouter: @unchecked Sendable {
         }
         let topology = RedisClusterTopology(owners: owners, nodes: nodes)
         for gone in (old?.nodes ?? []) where indexByAddress[gone.address] == nil {
-            logger.info("redis cluster: master dropped", metadata: ["client": "\(template.name)", "address": "\(gone.address)"])
+            logger.notice("redis cluster: master dropped", metadata: ["client": "\(template.name)", "address": "\(gone.address)"])
             loops[0].schedule(after: Self.retireDelay) { gone.client.close() }
         }
         latest.withLock { $0 = topology }

@@ -22,11 +22,20 @@ public struct RedisMessage: Sendable, Hashable {
 ///     let sub = RedisSubscriber(configuration: config, loop: loop) { message in ... }
 ///     sub.start()
 ///     try await sub.subscribe(["room:7"])
-public final class RedisSubscriber: @unchecked Sendable {
+public final class RedisSubscriber: @unchecked Sendable, RedisChannelSubscriber {
+    // @unchecked: every mutable field is touched only on `loop` (public methods hop onto it);
+    // `core` is loop-confined too, except its atomic `isReady`.
+
     /// The loop messages are delivered on.
     public let loop: EventLoop
     let core: RedisConnectionCore
     private let onMessage: (RedisMessage) -> Void
+    /// Sharded pub/sub (`SSUBSCRIBE`, Redis 7): used per shard by `RedisClusterSubscriber`.
+    /// Channels only, no patterns (Redis has no sharded pattern subscribe).
+    let sharded: Bool
+    /// Sharded mode: the server dropped a channel we still want (its slot moved to another
+    /// shard), or refused a subscribe (`MOVED`). Loop thread.
+    var onShardChange: (() -> Void)?
 
     /// What the owner wants, kept across reconnects.
     private var wantedChannels: Set<String> = []
@@ -44,9 +53,16 @@ public final class RedisSubscriber: @unchecked Sendable {
     }
 
     /// `onMessage` runs on `loop` for every message of a subscribed channel or pattern.
-    public init(configuration: RedisConfiguration, loop: EventLoop, registry: MetricsRegistry? = nil,
-                logger: Logger = Logger(label: "devicehub.redis.pubsub"), onMessage: @escaping (RedisMessage) -> Void) {
+    public convenience init(configuration: RedisConfiguration, loop: EventLoop, registry: MetricsRegistry? = nil,
+                            logger: Logger = Logger(label: "devicehub.redis.pubsub"), onMessage: @escaping (RedisMessage) -> Void) {
+        self.init(configuration: configuration, loop: loop, sharded: false, registry: registry, logger: logger, onMessage: onMessage)
+    }
+
+    init(configuration: RedisConfiguration, loop: EventLoop, sharded: Bool, registry: MetricsRegistry? = nil,
+         logger: Logger = Logger(label: "devicehub.redis.pubsub"), onMessage: @escaping (RedisMessage) -> Void) {
+        self.sharded = sharded
         var configuration = configuration
+        configuration.cluster = false
         if configuration.name == "redis" { configuration.name = "redis-pubsub" }
         // Pub/sub is database-independent; skipping SELECT keeps the handshake to AUTH.
         configuration.database = 0
@@ -111,7 +127,7 @@ public final class RedisSubscriber: @unchecked Sendable {
     public func unsubscribe(_ channels: [String]) {
         onLoop { s in
             let leaving = channels.filter { s.wantedChannels.remove($0) != nil }
-            if !leaving.isEmpty { _ = s.core.sendPush(["UNSUBSCRIBE"] + leaving.map { RedisArgument($0) }) }
+            if !leaving.isEmpty { s.sendUnsubscribe(leaving) }
         }
     }
 
@@ -133,6 +149,10 @@ public final class RedisSubscriber: @unchecked Sendable {
 
     private func change(channels: [String], patterns: [String], completion: ((Result<Void, RedisError>) -> Void)?) {
         onLoop { s in
+            if s.sharded && !patterns.isEmpty {
+                completion?(.failure(.invalidCommand("sharded pub/sub has no pattern subscriptions")))
+                return
+            }
             s.wantedChannels.formUnion(channels)
             s.wantedPatterns.formUnion(patterns)
             guard s.core.state == .ready else {
@@ -142,7 +162,7 @@ public final class RedisSubscriber: @unchecked Sendable {
             if let completion {
                 s.waiters.append(Waiter(channels: Set(channels), patterns: Set(patterns), completion: completion))
             }
-            if !channels.isEmpty { _ = s.core.sendPush(["SUBSCRIBE"] + channels.map { RedisArgument($0) }) }
+            if !channels.isEmpty { s.sendSubscribe(channels[...]) }
             if !patterns.isEmpty { _ = s.core.sendPush(["PSUBSCRIBE"] + patterns.map { RedisArgument($0) }) }
             s.resolveWaiters()
         }
@@ -153,8 +173,33 @@ public final class RedisSubscriber: @unchecked Sendable {
     /// Ready after a (re)connect: subscribe everything wanted, in chunks so that ten thousand
     /// channels do not make one giant command.
     private func resubscribe() {
-        for chunk in Self.chunks(Array(wantedChannels)) { _ = core.sendPush(["SUBSCRIBE"] + chunk.map { RedisArgument($0) }) }
+        for chunk in Self.chunks(Array(wantedChannels)) { sendSubscribe(chunk) }
         for chunk in Self.chunks(Array(wantedPatterns)) { _ = core.sendPush(["PSUBSCRIBE"] + chunk.map { RedisArgument($0) }) }
+    }
+
+    /// `SUBSCRIBE`, or in sharded mode `SUBSCRIBE` then one `SSUBSCRIBE` per channel (the
+    /// channels of one `SSUBSCRIBE` must share a slot).
+    ///
+    /// Why the classic `SUBSCRIBE` in sharded mode: hiredis 0.14 predates sharded pub/sub. It
+    /// hands a message that arrives outside any command's reply to a callback only when the
+    /// connection is flagged subscribed and the message's channel is in its table of
+    /// `SUBSCRIBE`d channels, and it asserts (aborting the process) on such a message
+    /// otherwise. Subscribing each channel classically too, first, sets both; it costs nothing
+    /// more, since on a cluster the hub publishes only with `SPUBLISH` (and `handlePush` ignores
+    /// classic deliveries in sharded mode).
+    private func sendSubscribe(_ channels: ArraySlice<String>) {
+        _ = core.sendPush(["SUBSCRIBE"] + channels.map { RedisArgument($0) })
+        guard sharded else { return }
+        for channel in channels { _ = core.sendPush(["SSUBSCRIBE", RedisArgument(channel)]) }
+    }
+
+    /// The reverse of `sendSubscribe`; in sharded mode `SUNSUBSCRIBE` first, so no shard
+    /// message can arrive once hiredis has forgotten the channel.
+    private func sendUnsubscribe(_ channels: [String]) {
+        if sharded {
+            for channel in channels { _ = core.sendPush(["SUNSUBSCRIBE", RedisArgument(channel)]) }
+        }
+        _ = core.sendPush(["UNSUBSCRIBE"] + channels.map { RedisArgument($0) })
     }
 
     private func connectionLost() {
@@ -183,22 +228,31 @@ public final class RedisSubscriber: @unchecked Sendable {
     /// Pushes are RESP2 arrays: `[message, channel, payload]`, `[pmessage, pattern, channel,
     /// payload]`, `[subscribe|unsubscribe|psubscribe|punsubscribe, name, count]`.
     private func handlePush(_ push: RedisValue) {
+        if sharded, case .error = push {
+            // An SSUBSCRIBE answered `MOVED`: the map the channel was placed by is stale.
+            onShardChange?()
+            return
+        }
         guard case .array(let parts) = push, parts.count >= 3, let kind = parts[0].text, let name = parts[1].text else { return }
         switch kind.lowercased() {
-        case "message":
+        case "message" where !sharded, "smessage" where sharded:
             if let payload = parts[2].bytes { onMessage(RedisMessage(channel: name, pattern: nil, payload: payload)) }
         case "pmessage":
             if parts.count >= 4, let channel = parts[2].text, let payload = parts[3].bytes {
                 onMessage(RedisMessage(channel: channel, pattern: name, payload: payload))
             }
-        case "subscribe":
+        case "subscribe" where !sharded, "ssubscribe" where sharded:
             activeChannels.insert(name)
             resolveWaiters()
         case "psubscribe":
             activePatterns.insert(name)
             resolveWaiters()
-        case "unsubscribe":
+        case "unsubscribe" where !sharded:
             activeChannels.remove(name)
+        case "sunsubscribe":
+            activeChannels.remove(name)
+            // Redis drops shard channels whose slot left this shard; still wanted means moved.
+            if wantedChannels.contains(name) { onShardChange?() }
         case "punsubscribe":
             activePatterns.remove(name)
         default:

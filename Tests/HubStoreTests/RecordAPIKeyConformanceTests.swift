@@ -10,7 +10,7 @@ struct RecordAPIKeyConformanceTests {
         APIKeyRecord(orgID: orgID, name: "ci", prefix: prefix, keyHash: Array(prefix.utf8), scopes: scopes, createdAt: at(createdAt))
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func apiKeyRoundTripsEveryField(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -36,7 +36,7 @@ struct RecordAPIKeyConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func duplicatePrefixOrIDIsConflictAndUnknownOrgInvalid(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -56,7 +56,7 @@ struct RecordAPIKeyConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func listsNewestFirstByOrgOrHubWide(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -82,7 +82,7 @@ struct RecordAPIKeyConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func revokeOnceThenConflict(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -100,7 +100,7 @@ struct RecordAPIKeyConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func concurrentRevocationsHaveOneWinner(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let key = Self.key(nil, prefix: "raced-key")
@@ -117,7 +117,7 @@ struct RecordAPIKeyConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func touchSetsLastUsedAt(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -140,7 +140,7 @@ struct RecordAPIKeyConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func limitsAtTheEdgeRoundTripAndBeyondAreRefused(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)

@@ -5,7 +5,7 @@ import Testing
 /// `RecordStore` conformance, part 3: commands, their events and execution logs, on both backends.
 @Suite("RecordStore conformance: commands, events, logs")
 struct RecordCommandConformanceTests {
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func commandRoundTripsEveryField(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -34,7 +34,7 @@ struct RecordCommandConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func commandsBySeqAndUnfinished(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -59,7 +59,7 @@ struct RecordCommandConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func insertCommandWithEvent(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -89,7 +89,7 @@ struct RecordCommandConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func conditionalCommandUpdateAppendsEventOnlyWhenUpdated(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -133,7 +133,7 @@ struct RecordCommandConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func appendCommandEventAssignsIncreasingIDs(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -148,7 +148,7 @@ struct RecordCommandConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func logLinesIgnoreRepeatedSeq(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)

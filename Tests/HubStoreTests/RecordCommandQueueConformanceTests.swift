@@ -7,7 +7,7 @@ import Testing
 /// the reaper and the queue metrics read.
 @Suite("RecordStore conformance: command queue records")
 struct RecordCommandQueueConformanceTests {
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func idempotencyKeyIsUniquePerSession(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -52,7 +52,7 @@ struct RecordCommandQueueConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func idempotencyKeyLengthAndNULAreChecked(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -70,7 +70,7 @@ struct RecordCommandQueueConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func racingInsertsWithOneKeyHaveOneWinner(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -97,7 +97,7 @@ struct RecordCommandQueueConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func commandConditionChecksEveryPart(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -156,7 +156,7 @@ struct RecordCommandQueueConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func racingClaimRecordsWithOneTokenConditionHaveOneWinner(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -181,7 +181,7 @@ struct RecordCommandQueueConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func commandsOfASessionFilteredByState(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -210,7 +210,7 @@ struct RecordCommandQueueConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func unfinishedCommandCountPerDevice(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -235,7 +235,7 @@ struct RecordCommandQueueConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func expiredPendingCommandsBySeq(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -259,7 +259,7 @@ struct RecordCommandQueueConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func queueDepthCountsUnfinishedCommandsPerOrgStateAndPriority(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let a = try await RecordFixture.make(store, slug: "org-a")

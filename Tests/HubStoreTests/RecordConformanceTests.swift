@@ -5,7 +5,7 @@ import Testing
 /// `RecordStore` conformance, part 1: orgs, members and the audit trail, on both backends.
 @Suite("RecordStore conformance: orgs, members, audit")
 struct RecordConformanceTests {
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func orgRoundTripsEveryField(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let org = Org(name: "Acme Ünïcødé 🚀", slug: "acme-1", requireDistinctApprover: false,
@@ -23,7 +23,7 @@ struct RecordConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func updateOrgPolicySetsOnlyTheGivenFields(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let org = Org(name: "Acme", slug: "acme", requireDistinctApprover: true, autoApprovedKinds: ["uptime"], createdAt: at(baseMillis))
@@ -70,7 +70,7 @@ struct RecordConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func timestampsAreTruncatedToMilliseconds(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let precise = Date(timeIntervalSince1970: Double(baseMillis) / 1000 + 0.123_987)
@@ -82,7 +82,7 @@ struct RecordConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func duplicateSlugOrIDIsConflict(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let org = Org(name: "A", slug: "dup")
@@ -95,7 +95,7 @@ struct RecordConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func memberships(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let a = Org(name: "A", slug: "a")
@@ -128,7 +128,7 @@ struct RecordConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func orgsByIDInIDOrderLeaveUnknownIDsOut(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             var orgs: [Org] = []
@@ -149,7 +149,7 @@ struct RecordConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func auditNewestFirstWithPaging(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let org = Org(name: "A", slug: "a")

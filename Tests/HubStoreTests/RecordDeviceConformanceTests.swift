@@ -5,7 +5,7 @@ import Testing
 /// `RecordStore` conformance, part 2: devices, activation codes and sessions, on both backends.
 @Suite("RecordStore conformance: devices, activation codes, sessions")
 struct RecordDeviceConformanceTests {
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func deviceRoundTripsEveryField(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -19,7 +19,7 @@ struct RecordDeviceConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func devicesPageByNameThenID(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -47,7 +47,7 @@ struct RecordDeviceConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func devicesFilteredByStatePageByNameThenID(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store) // its device "dev-1" is provisioned
@@ -87,7 +87,7 @@ struct RecordDeviceConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func conditionalDeviceUpdate(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -121,7 +121,7 @@ struct RecordDeviceConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func activationCodeLifecycle(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -144,7 +144,7 @@ struct RecordDeviceConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func oneLiveCodePerDevice(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -162,7 +162,7 @@ struct RecordDeviceConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func concurrentRedeemsHaveOneWinner(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -179,7 +179,7 @@ struct RecordDeviceConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func sessionRoundTripAndOrder(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -203,7 +203,7 @@ struct RecordDeviceConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func conditionalSessionUpdate(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -226,7 +226,7 @@ struct RecordDeviceConformanceTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func concurrentApprovalsHaveOneWinner(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)

@@ -29,7 +29,7 @@ struct RecordSessionListingTests {
         return out
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func pagesFollowTheCursorWithoutGapsOrDuplicates(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -65,7 +65,7 @@ struct RecordSessionListingTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func theCursorIsStrictAndSessionsCreatedMeanwhileDoNotShiftPages(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)
@@ -101,7 +101,7 @@ struct RecordSessionListingTests {
         }
     }
 
-    @Test(arguments: Backend.allCases)
+    @Test(arguments: Backend.recordBackends)
     func expiredPendingSessionsEarliestExpiryFirst(_ backend: Backend) async throws {
         try await withRecordStore(backend) { store in
             let f = try await RecordFixture.make(store)

@@ -13,6 +13,7 @@ public final class SharedTestServers: @unchecked Sendable {
     private let lock = NSLock()
     private var redisResult: Result<RedisTestServer, Error>?
     private var postgresResult: Result<PostgresTestServer, Error>?
+    private var redisClusterResult: Result<RedisClusterTestServer, Error>?
 
     private init() {
         atexit { SharedTestServers.shared.stopAll() }
@@ -23,6 +24,14 @@ public final class SharedTestServers: @unchecked Sendable {
         defer { lock.unlock() }
         if redisResult == nil { redisResult = Result { try RedisTestServer.startShared() } }
         return try redisResult!.get()
+    }
+
+    /// A three-master Redis Cluster of our own (there is no external one to select).
+    public func redisCluster() throws -> RedisClusterTestServer {
+        lock.lock()
+        defer { lock.unlock() }
+        if redisClusterResult == nil { redisClusterResult = Result { try RedisClusterTestServer.start() } }
+        return try redisClusterResult!.get()
     }
 
     public func postgres() throws -> PostgresTestServer {
@@ -37,6 +46,8 @@ public final class SharedTestServers: @unchecked Sendable {
         defer { lock.unlock() }
         if case .success(let server) = redisResult { server.stop() }
         if case .success(let server) = postgresResult { server.stop() }
+        if case .success(let server) = redisClusterResult { server.stop() }
+        redisClusterResult = nil
         redisResult = nil
         postgresResult = nil
     }

@@ -3,7 +3,8 @@ import HubRedis
 /// `KeyValueStore` on Redis strings under `<namespace>kv:<key>`.
 ///
 /// Each operation is one command, atomic by itself: `GET`, `GETEX PX` (read and slide the
-/// expiry), `SET [NX] [PX]`, `DEL`, `PTTL`. TTLs are sent in milliseconds so both backends keep
+/// expiry), `SET [NX] [PX]`, `DEL`, `PTTL`; on a cluster, deleting several keys is one `DEL`
+/// per key. TTLs are sent in milliseconds so both backends keep
 /// the same precision.
 public final class RedisKeyValueStore: KeyValueStore {
     private let client: RedisClient
@@ -52,6 +53,18 @@ public final class RedisKeyValueStore: KeyValueStore {
     public func delete(_ keys: [String]) async throws(StoreError) -> Int {
         try HotStateChecks.check(keys: keys)
         guard !keys.isEmpty else { return 0 }
+        if client.isCluster && keys.count > 1 {
+            // A cluster refuses a DEL whose keys lie in different slots (CROSSSLOT): one DEL per
+            // key, sent together (one round trip per shard), counted as one DEL would.
+            var deleted = 0
+            for result in await client.sendAll(keys.map { ["DEL", self.key($0)] }) {
+                let reply: RedisValue
+                do { reply = try result.get() } catch { throw StoreError(error) }
+                guard case .integer(let n) = reply else { throw .backend("DEL answered \(reply)") }
+                deleted += Int(n)
+            }
+            return deleted
+        }
         let reply = try await client.storeSend(["DEL"] + keys.map(key))
         guard case .integer(let n) = reply else { throw .backend("DEL answered \(reply)") }
         return Int(n)

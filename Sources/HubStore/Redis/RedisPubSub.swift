@@ -4,6 +4,10 @@ import Synchronization
 
 /// `PubSub` across nodes through Redis, on channels `<namespace>pubsub:<channel>`.
 ///
+/// On a Redis Cluster (a cluster-mode client) it uses sharded pub/sub: `SPUBLISH` to the shard
+/// owning the channel's slot, and a `RedisClusterSubscriber` with a connection per shard, so a
+/// message travels only to the shard of its channel and the nodes subscribed there.
+///
 /// Publishing is a `PUBLISH` on the shared command client. Receiving needs a connection of its
 /// own: the store creates and owns a `RedisSubscriber` (started at init, closed by `close()`),
 /// which resubscribes by itself after a reconnect. Local subscriptions of one channel share one
@@ -14,7 +18,9 @@ import Synchronization
 public final class RedisPubSub: PubSub {
     private let client: RedisClient
     private let namespace: RedisNamespace
-    private let subscriber: RedisSubscriber
+    private let subscriber: any RedisChannelSubscriber
+    /// `PUBLISH`, or `SPUBLISH` on a cluster.
+    private let publishCommand: RedisArgument
     private let router: PubSubRouter
     private let closed = Atomic<Bool>(false)
     /// How long `subscribe` keeps retrying while the subscriber connection is down (at start-up
@@ -29,8 +35,14 @@ public final class RedisPubSub: PubSub {
         let router = PubSubRouter()
         self.router = router
         subscribeDeadline = max(subscriberConfiguration.connectTimeout, .seconds(1))
-        subscriber = RedisSubscriber(configuration: subscriberConfiguration, loop: loop) { message in
-            router.deliver(message.channel, message.payload)
+        if client.isCluster {
+            publishCommand = "SPUBLISH"
+            subscriber = RedisClusterSubscriber(client: client, loop: loop) { message in router.deliver(message.channel, message.payload) }
+        } else {
+            publishCommand = "PUBLISH"
+            subscriber = RedisSubscriber(configuration: subscriberConfiguration, loop: loop) { message in
+                router.deliver(message.channel, message.payload)
+            }
         }
         subscriber.start()
     }
@@ -47,8 +59,8 @@ public final class RedisPubSub: PubSub {
     public func publish(_ channel: String, _ payload: [UInt8]) async throws(StoreError) {
         try StoreLimits.check(key: channel)
         try StoreLimits.check(value: payload)
-        let reply = try await client.storeSend(["PUBLISH", RedisArgument(channelKey(channel)), RedisArgument(bytes: payload)])
-        guard case .integer = reply else { throw .backend("PUBLISH answered \(reply)") }
+        let reply = try await client.storeSend([publishCommand, RedisArgument(channelKey(channel)), RedisArgument(bytes: payload)])
+        guard case .integer = reply else { throw .backend("\(publishCommand) answered \(reply)") }
     }
 
     public func subscribe(_ channel: String, handler: @escaping @Sendable (PubSubMessage) -> Void) async throws(StoreError) -> PubSubSubscription {

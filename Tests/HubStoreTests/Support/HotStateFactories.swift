@@ -4,7 +4,8 @@ import Synchronization
 import Testing
 
 // The hot-state stores of each backend, fresh for one test: embedded ones constructed
-// directly, Redis ones on the shared test Redis in a namespace of their own.
+// directly, Redis ones on the shared test Redis (or the shared test cluster) in a namespace of
+// their own.
 
 /// One hot-state store of `backend`: `embedded()` built directly, or `redis(client,
 /// namespace)` on the shared test Redis in a namespace of its own.
@@ -13,8 +14,8 @@ private func withHotStore<S, T>(_ backend: Backend, embedded: () -> S, redis: (R
     switch backend {
     case .embedded:
         return try await body(embedded())
-    case .redisPostgres:
-        return try await TestEnvironment.withRedis { client, _, namespace in try await body(redis(client, namespace)) }
+    case .redisPostgres, .redisCluster:
+        return try await TestEnvironment.withRedis(backend) { client, _, namespace in try await body(redis(client, namespace)) }
     }
 }
 
@@ -38,8 +39,8 @@ func withPubSub<T>(_ backend: Backend, _ body: (any PubSub) async throws -> T) a
     switch backend {
     case .embedded:
         return try await body(EmbeddedPubSub())
-    case .redisPostgres:
-        return try await TestEnvironment.withRedis { client, configuration, namespace in
+    case .redisPostgres, .redisCluster:
+        return try await TestEnvironment.withRedis(backend) { client, configuration, namespace in
             let pubSub = RedisPubSub(client: client, subscriberConfiguration: configuration, loop: TestEnvironment.group.loops[1], namespace: namespace)
             defer { pubSub.close() }
             return try await body(pubSub)

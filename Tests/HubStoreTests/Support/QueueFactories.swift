@@ -8,8 +8,8 @@ func withLeaseQueue<T>(_ backend: Backend, options: LeaseQueueOptions = .init(),
     switch backend {
     case .embedded:
         return try await body(EmbeddedLeaseQueue(options: options))
-    case .redisPostgres:
-        return try await TestEnvironment.withRedis { client, _, namespace in
+    case .redisPostgres, .redisCluster:
+        return try await TestEnvironment.withRedis(backend) { client, _, namespace in
             try await body(RedisLeaseQueue(client: client, namespace: namespace, options: options))
         }
     }

@@ -10,7 +10,7 @@ func withRecordStore<T>(_ backend: Backend, _ body: (any RecordStore) async thro
     switch backend {
     case .embedded:
         return try await TestEnvironment.withSQLite { db in try await body(SQLiteRecordStore(database: db)) }
-    case .redisPostgres:
+    case .redisPostgres, .redisCluster:
         return try await TestEnvironment.withPostgres { pool in try await body(PostgresRecordStore(pool: pool)) }
     }
 }

@@ -14,8 +14,15 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case embedded
     /// Redis for hot state, PostgreSQL for records: real servers started by the tests.
     case redisPostgres
+    /// The hot-state stores on a real three-master Redis Cluster (`redis+cluster://`) that the
+    /// tests start. Records do not depend on Redis, so the record suites skip this case
+    /// (`recordBackends`); every hot-state suite runs on it.
+    case redisCluster
 
     var testDescription: String { rawValue }
+
+    /// The backends with distinct record stores (SQLite, PostgreSQL).
+    static let recordBackends: [Backend] = [.embedded, .redisPostgres]
 }
 
 /// What the conformance tests run on: shared event loops and real servers, and fresh, isolated
@@ -48,6 +55,26 @@ enum TestEnvironment {
             try await Task.sleep(for: .milliseconds(5))
         }
         return try await body(client, server.configuration, namespace())
+    }
+
+    /// A connected cluster-mode client (one connection per master on each of the two loops) on
+    /// the shared three-master cluster, its configuration and a fresh namespace.
+    static func withRedisCluster<T>(_ body: (RedisClient, RedisConfiguration, RedisNamespace) async throws -> T) async throws -> T {
+        let server = try await offPool { try SharedTestServers.shared.redisCluster() }
+        let client = RedisClient(configuration: server.configuration, loops: group.loops)
+        client.start()
+        defer { client.close() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !client.isConnected {
+            guard ContinuousClock.now < deadline else { throw TestSetupError("Redis Cluster at \(server.url) not connected within 10 s") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return try await body(client, server.configuration, namespace())
+    }
+
+    /// `withRedis` or `withRedisCluster`, by backend.
+    static func withRedis<T>(_ backend: Backend, _ body: (RedisClient, RedisConfiguration, RedisNamespace) async throws -> T) async throws -> T {
+        backend == .redisCluster ? try await withRedisCluster(body) : try await withRedis(body)
     }
 
     static func withPostgres<T>(_ body: (PostgresPool) async throws -> T) async throws -> T {
