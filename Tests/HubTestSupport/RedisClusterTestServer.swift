@@ -125,14 +125,25 @@ public final class RedisClusterTestServer: @unchecked Sendable {
 
     /// The port of the master serving `slot`, as the node on `askedPort` sees it.
     public func port(servingSlot slot: Int, askedPort: Int? = nil) throws -> Int {
+        try ports(servingSlots: [slot], askedPort: askedPort)[0]
+    }
+
+    /// The ports of the masters serving `slots`, from one `CLUSTER NODES`.
+    public func ports(servingSlots slots: [Int], askedPort: Int? = nil) throws -> [Int] {
         let nodes = try cli(port: askedPort ?? ports[0], ["CLUSTER", "NODES"])
+        var owners: [(ranges: [ClosedRange<Int>], port: Int)] = []
         for line in nodes.split(separator: "\n").map(String.init) where line.contains("master") {
             let fields = line.split(separator: " ")
-            guard fields.count >= 2, let colon = fields[1].lastIndex(of: ":") else { continue }
-            let portText = fields[1][fields[1].index(after: colon)...].prefix { $0.isNumber }
-            if let port = Int(portText), Self.slotRanges(in: line).contains(where: { $0.contains(slot) }) { return port }
+            guard fields.count >= 2, let colon = fields[1].lastIndex(of: ":"),
+                  let port = Int(fields[1][fields[1].index(after: colon)...].prefix { $0.isNumber }) else { continue }
+            owners.append((Self.slotRanges(in: line), port))
         }
-        throw RedisTestSetupError(description: "no master serves slot \(slot)")
+        return try slots.map { slot in
+            guard let owner = owners.first(where: { $0.ranges.contains { $0.contains(slot) } }) else {
+                throw RedisTestSetupError(description: "no master serves slot \(slot)")
+            }
+            return owner.port
+        }
     }
 
     /// The node id of the master on `port`.
