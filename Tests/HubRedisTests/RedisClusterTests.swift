@@ -213,6 +213,48 @@ import Testing
         #expect(after == .integer(0))
     }
 
+    /// A master crashes and comes back (same port, same cluster identity, data lost): the
+    /// client reconnects to it, and the sharded subscriber resubscribes its channel there.
+    /// On a cluster of its own, since the shared one serves concurrent tests.
+    @Test func aRestartedShardIsResubscribedAndServedAgain() async throws {
+        let server = try await Task.detached { try RedisClusterTestServer.start() }.value
+        defer { server.stop() }
+        let client = try await Self.connectedClient(server)
+        defer { client.close() }
+        let topology = try #require(client.cluster?.current)
+        let victim = server.ports[1]
+        var channel = "room:\(UUID().uuidString)"
+        while topology.node(forSlot: RedisClusterSlot.of(channel))?.port != victim { channel = "room:\(UUID().uuidString)" }
+        let received = Locked<[String]>([])
+        let subscriber = RedisClusterSubscriber(client: client, loop: Self.group.loops[1]) { message in
+            received.withLock { $0.append(String(decoding: message.payload, as: UTF8.self)) }
+        }
+        subscriber.start()
+        defer { subscriber.close() }
+        let confirmed = await waitUntil(timeout: 10) {
+            try? await subscriber.subscribe([channel])
+            return await subscriber.activeSubscriptions().channels == [channel]
+        }
+        #expect(confirmed)
+        #expect(try await client.send(["SPUBLISH", RedisArgument(channel), "before"]) == .integer(1))
+
+        try await Task.detached { try server.restart(port: victim) }.value
+
+        // Back: the shard's subscriber reconnected and subscribed again by itself.
+        let resubscribed = await waitUntil(timeout: 15) {
+            (try? await client.send(["SPUBLISH", RedisArgument(channel), "probe"])) == .integer(1)
+        }
+        #expect(resubscribed)
+        #expect(try await client.send(["SPUBLISH", RedisArgument(channel), "after"]) == .integer(1))
+        let delivered = await waitUntil(timeout: 5) { received.current.last == "after" }
+        #expect(delivered)
+        #expect(received.current.first == "before")
+        // And commands reach the restarted master again.
+        let key = "{\(channel)}:k"
+        try await client.set(RedisArgument(key), "v")
+        #expect(try await client.getString(RedisArgument(key)) == "v")
+    }
+
     // MARK: configuration
 
     @Test func clusterURLs() throws {

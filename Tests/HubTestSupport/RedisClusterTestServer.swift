@@ -10,10 +10,13 @@ import Glibc
 /// node reports `cluster_state:ok` and serves all 16,384 slots. Missing `redis-server` or
 /// `redis-cli` is an error, never a skip.
 public final class RedisClusterTestServer: @unchecked Sendable {
-    // @unchecked: `processes` is written while starting (one thread, before the server is
-    // handed out) and by `stop()`, which the owner calls once at the end.
+    // @unchecked: `processes` and `binary` are written while starting (one thread, before the
+    // server is handed out), by `restart(port:)` (fault tests on a private cluster, one thread)
+    // and by `stop()`, which the owner calls once at the end.
 
     public let ports: [Int]
+    /// The cluster bus port of each node, in the order of `ports`.
+    private let busPorts: [Int]
     /// `redis+cluster://127.0.0.1:<first port>`: what the hub is configured with.
     public let url: String
     public let configuration: RedisConfiguration
@@ -32,16 +35,20 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         guard let cli = RedisTestServer.findExecutable("redis-cli") else {
             throw RedisTestSetupError(description: "redis-cli not found on PATH: apt-get install -y redis-tools")
         }
-        var ports: [Int] = []
+        // Each node needs a second port for the cluster bus: reserved too and passed with
+        // `--cluster-port` (the default, port + 10000, may be anyone's ephemeral port).
+        var reserved: [Int] = []
         do {
-            for _ in 0..<masters { ports.append(try TestPorts.reserve()) }
+            for _ in 0..<(2 * masters) { reserved.append(try TestPorts.reserve()) }
         } catch {
-            for port in ports { TestPorts.release(port) }
+            for port in reserved { TestPorts.release(port) }
             throw error
         }
+        let ports = Array(reserved[..<masters])
+        let busPorts = Array(reserved[masters...])
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hubredis-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let cluster = RedisClusterTestServer(ports: ports, directory: directory, redisCLI: cli)
+        let cluster = RedisClusterTestServer(ports: ports, busPorts: busPorts, directory: directory, redisCLI: cli)
         do {
             try cluster.launch(binary: server)
             try cluster.create()
@@ -52,8 +59,9 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         return cluster
     }
 
-    private init(ports: [Int], directory: URL, redisCLI: String) {
+    private init(ports: [Int], busPorts: [Int], directory: URL, redisCLI: String) {
         self.ports = ports
+        self.busPorts = busPorts
         self.directory = directory
         self.redisCLI = redisCLI
         url = "redis+cluster://127.0.0.1:\(ports[0])"
@@ -63,36 +71,69 @@ public final class RedisClusterTestServer: @unchecked Sendable {
     }
 
     private func launch(binary: String) throws {
+        self.binary = binary
         for port in ports {
-            let dir = directory.appendingPathComponent("\(port)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                           "--cluster-config-file", dir.appendingPathComponent("nodes.conf").path,
-                           "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
-                           "--dir", dir.path, "--daemonize", "no", "--enable-debug-command", "yes",
-                           "--loglevel", "warning", "--logfile", dir.appendingPathComponent("redis.log").path]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            processes.append(p)
+            processes.append(try launchNode(port: port))
         }
-        for (port, p) in zip(ports, processes) {
-            let deadline = Date().addingTimeInterval(10)
-            while !RedisTestServer.ping(port: port) {
-                guard Date() < deadline, p.isRunning else {
-                    throw RedisTestSetupError(description: "cluster node on port \(port) did not answer PING within 10 s. Log:\n\(log(port))")
-                }
-                usleep(20_000)
+        for (port, p) in zip(ports, processes) { try waitForPing(port: port, p) }
+    }
+
+    private var binary = ""
+
+    /// Starts one node; its directory (and `nodes.conf`, so its identity and slots) survive a
+    /// restart.
+    private func launchNode(port: Int) throws -> Process {
+        let dir = directory.appendingPathComponent("\(port)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        let busPort = busPorts[ports.firstIndex(of: port)!]
+        p.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-port", "\(busPort)",
+                       "--cluster-config-file", dir.appendingPathComponent("nodes.conf").path,
+                       "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
+                       "--dir", dir.path, "--daemonize", "no", "--enable-debug-command", "yes",
+                       "--loglevel", "warning", "--logfile", dir.appendingPathComponent("redis.log").path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    private func waitForPing(port: Int, _ p: Process) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while !RedisTestServer.ping(port: port) {
+            guard Date() < deadline, p.isRunning else {
+                throw RedisTestSetupError(description: "cluster node on port \(port) did not answer PING within 10 s. Log:\n\(log(port))")
             }
+            usleep(20_000)
         }
+    }
+
+    /// SIGKILL of the master on `port` (a crash: its data is gone, there is no persistence),
+    /// then a start on the same port with the same `nodes.conf`, so it rejoins with its
+    /// identity and slots; returns once the cluster is whole again. For fault tests on a
+    /// cluster of their own (the shared one serves concurrent tests).
+    public func restart(port: Int) throws {
+        guard let i = ports.firstIndex(of: port) else { return }
+        let old = processes[i]
+        if old.isRunning {
+            Glibc.kill(old.processIdentifier, SIGKILL)
+            old.waitUntilExit()
+        }
+        processes[i] = try launchNode(port: port)
+        try waitForPing(port: port, processes[i])
+        try waitUntilReady()
     }
 
     /// `redis-cli --cluster create`, then waits until every node agrees the cluster is whole.
     private func create() throws {
         let nodes = ports.map { "127.0.0.1:\($0)" }
         _ = try Self.run(redisCLI, ["--cluster", "create"] + nodes + ["--cluster-replicas", "0", "--cluster-yes"])
+        try waitUntilReady()
+    }
+
+    /// Waits (up to 30 s) until every node reports the cluster whole.
+    private func waitUntilReady() throws {
         let deadline = Date().addingTimeInterval(30)
         while true {
             var ready = true
@@ -172,7 +213,7 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
         if !portsReleased {
             portsReleased = true
-            for port in ports { TestPorts.release(port) }
+            for port in ports + busPorts { TestPorts.release(port) }
         }
     }
     private var portsReleased = false
