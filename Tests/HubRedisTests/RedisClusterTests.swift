@@ -17,7 +17,7 @@ import Testing
     }()
 
     static func cluster() async throws -> RedisClusterTestServer {
-        try await Task.detached { try SharedTestServers.shared.redisCluster() }.value
+        try await TestDatabases.offPool { try SharedTestServers.shared.redisCluster() }
     }
 
     /// A started cluster-mode client, connected to every master.
@@ -53,7 +53,7 @@ import Testing
                     "dh:stream:{12:room:org:42}", "dh:stream:{12:room:org:42}:epoch", "dh:kv:presence:6f1c", "dh:pubsub:room:session:9",
                     "test-ABCDEF:queue:{qb17}:3:d:1:m:00000000-0000-0000-0000-000000000000"]
         for key in keys {
-            let expected = try await Task.detached { try server.keyslot(key) }.value
+            let expected = try await TestDatabases.offPool { try server.keyslot(key) }
             #expect(RedisClusterSlot.of(key) == expected, "key \(key)")
         }
         // Many more through a client: random bytes (any byte value) and random tags.
@@ -91,10 +91,10 @@ import Testing
         for i in 0..<60 {
             let key = "\(prefix):\(i)"
             try await client.set(RedisArgument(key), RedisArgument("v\(i)"))
-            let owner = try await Task.detached { try server.port(servingSlot: RedisClusterSlot.of(key)) }.value
+            let owner = try await TestDatabases.offPool { try server.port(servingSlot: RedisClusterSlot.of(key)) }
             owners.insert(owner)
             if i % 20 == 0 {
-                let direct = try await Task.detached { try server.cli(port: owner, ["GET", key]) }.value
+                let direct = try await TestDatabases.offPool { try server.cli(port: owner, ["GET", key]) }
                 #expect(direct.trimmingCharacters(in: .whitespacesAndNewlines) == "v\(i)")
             }
             let read = try await client.getString(RedisArgument(key))
@@ -129,31 +129,31 @@ import Testing
         let moved = "{\(tag)}:moved", stays = "{\(tag)}:stays"
         try await client.set(RedisArgument(moved), "1")
         try await client.set(RedisArgument(stays), "2")
-        let source = try await Task.detached { try server.port(servingSlot: slot) }.value
+        let source = try await TestDatabases.offPool { try server.port(servingSlot: slot) }
         let target = try #require(server.ports.first { $0 != source })
-        let (sourceID, targetID) = try await Task.detached { (try server.nodeID(port: source), try server.nodeID(port: target)) }.value
-        try await Task.detached {
+        let (sourceID, targetID) = try await TestDatabases.offPool { (try server.nodeID(port: source), try server.nodeID(port: target)) }
+        try await TestDatabases.offPool {
             _ = try server.cli(port: target, ["CLUSTER", "SETSLOT", "\(slot)", "IMPORTING", sourceID])
             _ = try server.cli(port: source, ["CLUSTER", "SETSLOT", "\(slot)", "MIGRATING", targetID])
             _ = try server.cli(port: source, ["MIGRATE", "127.0.0.1", "\(target)", "", "0", "5000", "KEYS", moved])
-        }.value
+        }
         // Migrating: the source answers for `stays`, and ASK for `moved`.
         let askedFor = try await client.getString(RedisArgument(moved))
         #expect(askedFor == "1")
         let stillHere = try await client.getString(RedisArgument(stays))
         #expect(stillHere == "2")
         // Finish: move the rest, then give the slot to the target everywhere.
-        try await Task.detached {
+        try await TestDatabases.offPool {
             _ = try server.cli(port: source, ["MIGRATE", "127.0.0.1", "\(target)", "", "0", "5000", "KEYS", stays])
             for port in [target, source] + server.ports.filter({ $0 != target && $0 != source }) {
                 _ = try server.cli(port: port, ["CLUSTER", "SETSLOT", "\(slot)", "NODE", targetID])
             }
-        }.value
+        }
         // The client's map still names the source: MOVED, followed.
         let afterMove = try await client.getString(RedisArgument(stays))
         #expect(afterMove == "2")
         try await client.set(RedisArgument(moved), "3")
-        let direct = try await Task.detached { try server.cli(port: target, ["GET", moved]) }.value
+        let direct = try await TestDatabases.offPool { try server.cli(port: target, ["GET", moved]) }
         #expect(direct.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
         // And the map catches up by itself.
         let refreshed = await waitUntil(timeout: 5) { client.cluster?.current?.node(forSlot: slot)?.port == target }
@@ -189,7 +189,7 @@ import Testing
         for (address, channel) in channels {
             let port = Int(address.split(separator: ":").last!)!
             for other in server.ports {
-                let listed = try await Task.detached { try server.cli(port: other, ["PUBSUB", "SHARDCHANNELS", "room:*"]) }.value
+                let listed = try await TestDatabases.offPool { try server.cli(port: other, ["PUBSUB", "SHARDCHANNELS", "room:*"]) }
                 #expect(listed.contains(channel) == (other == port), "\(channel) on \(other)")
             }
         }
@@ -217,7 +217,7 @@ import Testing
     /// client reconnects to it, and the sharded subscriber resubscribes its channel there.
     /// On a cluster of its own, since the shared one serves concurrent tests.
     @Test func aRestartedShardIsResubscribedAndServedAgain() async throws {
-        let server = try await Task.detached { try RedisClusterTestServer.start() }.value
+        let server = try await TestDatabases.offPool { try RedisClusterTestServer.start() }
         defer { server.stop() }
         let client = try await Self.connectedClient(server)
         defer { client.close() }
@@ -240,7 +240,7 @@ import Testing
         // Delivered before the crash (a kill may otherwise catch it in the server's buffer).
         #expect(await waitUntil(timeout: 5) { received.current == ["before"] })
 
-        try await Task.detached { try server.restart(port: victim) }.value
+        try await TestDatabases.offPool { try server.restart(port: victim) }
 
         // Back: the shard's subscriber reconnected and subscribed again by itself.
         let resubscribed = await waitUntil(timeout: 15) {

@@ -168,7 +168,8 @@ public final class RedisLeaseQueue: LeaseQueue {
 
     /// Two rounds, so that a page is what one global due index would give (the embedded
     /// queue's order: due time, then member): first every bucket's due entries, read by
-    /// `sweepPeek` (one pipelined script per bucket, read only), merged in due order up to the
+    /// `sweepPeek` (one pipelined script per bucket with anything due, found by a pipelined
+    /// plain read of every bucket first, read only), merged in due order up to the
     /// `limit`-th transition (and the purge cap); then, per bucket holding some of those, the
     /// `sweep` script on exactly those members. The second round re-reads every message, so
     /// sweepers racing on other nodes never apply a transition twice, and it never sees more
@@ -176,11 +177,21 @@ public final class RedisLeaseQueue: LeaseQueue {
     public func sweep(now: StoreMillis, limit: Int) async throws(StoreError) -> [QueueTransition] {
         try LeaseQueueArguments.check(batch: limit, "limit")
         let cap = LeaseQueueArguments.maxPurgesPerSweep
-        let peeks = await client.evalAll(bucketDue.map { due in
-            (RedisLeaseQueueScripts.sweepPeek, [due], [RedisArgument(Int(now)), RedisArgument(limit), RedisArgument(cap)])
+        // Most buckets have nothing due on most passes: a plain read finds those, and only the
+        // others get the peek script.
+        var pending: [Int] = []
+        for (bucket, probe) in await client.sendAll(bucketDue.map { ["ZRANGEBYSCORE", $0, "-inf", RedisArgument(Int(now)), "LIMIT", "0", "1"] }).enumerated() {
+            let reply: RedisValue
+            do { reply = try probe.get() } catch { throw StoreError(error) }
+            guard let members = reply.array else { throw Self.unexpected("sweep", reply) }
+            if !members.isEmpty { pending.append(bucket) }
+        }
+        guard !pending.isEmpty else { return [] }
+        let peeks = await client.evalAll(pending.map { bucket in
+            (RedisLeaseQueueScripts.sweepPeek, [bucketDue[bucket]], [RedisArgument(Int(now)), RedisArgument(limit), RedisArgument(cap)])
         })
         var due: [(score: Int64, member: [UInt8], kind: Int64, bucket: Int)] = []
-        for (bucket, peek) in peeks.enumerated() {
+        for (bucket, peek) in zip(pending, peeks) {
             let reply: RedisValue
             do { reply = try peek.get() } catch { throw StoreError(error) }
             guard let flat = reply.array, flat.count % 3 == 0 else { throw Self.unexpected("sweep", reply) }
