@@ -98,6 +98,7 @@ final class QueueEndToEndTests: XCTestCase {
 
     func testCommandLifecycleEmbedded() async throws { try await commandLifecycle(.embedded) }
     func testCommandLifecycleRedisPostgres() async throws { try await commandLifecycle(.redisPostgres) }
+    func testCommandLifecycleRedisCluster() async throws { try await commandLifecycle(.redisCluster) }
 
     private func commandLifecycle(_ backend: IdentityTestHub.Backend) async throws {
         let hub = try await IdentityTestHub(backend)
@@ -209,6 +210,7 @@ final class QueueEndToEndTests: XCTestCase {
 
     func testQueueSemanticsEmbedded() async throws { try await queueSemantics(.embedded) }
     func testQueueSemanticsRedisPostgres() async throws { try await queueSemantics(.redisPostgres) }
+    func testQueueSemanticsRedisCluster() async throws { try await queueSemantics(.redisCluster) }
 
     private func queueSemantics(_ backend: IdentityTestHub.Backend) async throws {
         let hub = try await IdentityTestHub(backend) { $0.reaperInterval = 0.1 }
@@ -268,6 +270,7 @@ final class QueueEndToEndTests: XCTestCase {
 
     func testCancelAndWakeUpsEmbedded() async throws { try await cancelAndWakeUps(.embedded) }
     func testCancelAndWakeUpsRedisPostgres() async throws { try await cancelAndWakeUps(.redisPostgres) }
+    func testCancelAndWakeUpsRedisCluster() async throws { try await cancelAndWakeUps(.redisCluster) }
 
     private func cancelAndWakeUps(_ backend: IdentityTestHub.Backend) async throws {
         let hub = try await IdentityTestHub(backend)

@@ -5,10 +5,11 @@ import HubStore
 import HubTestSupport
 import XCTest
 
-/// A hub with identity configured (admin token, HS256 Supabase secret), on the embedded store
-/// or on real Redis + PostgreSQL, and the calls the identity tests make against it.
+/// A hub with identity configured (admin token, HS256 Supabase secret), on the embedded store,
+/// on real Redis + PostgreSQL or on a real three-master Redis Cluster + PostgreSQL, and the
+/// calls the identity tests make against it.
 final class IdentityTestHub {
-    enum Backend: String, CaseIterable { case embedded, redisPostgres }
+    enum Backend: String, CaseIterable { case embedded, redisPostgres, redisCluster }
 
     static let adminToken = "test-admin-token-0123456789abcdef"
     static let jwtSecret = "test-supabase-jwt-secret-0123456789abcdef"
@@ -17,22 +18,29 @@ final class IdentityTestHub {
     let server: HubServer
     let logs: LogSinkBox
     private var redis: RedisTestServer?
+    private var cluster: RedisClusterTestServer?
     private var postgres: PostgresTestServer?
 
     final class LogSinkBox { let lines: () -> [String]; init(_ l: @escaping () -> [String]) { lines = l } }
 
     init(_ backend: Backend, configure: (inout ServerConfig) -> Void = { _ in }) async throws {
-        var redis: RedisTestServer?, postgres: PostgresTestServer?
+        var redis: RedisTestServer?, cluster: RedisClusterTestServer?, postgres: PostgresTestServer?
         if backend == .redisPostgres {
             redis = try RedisTestServer.startPrivate()
             postgres = try PostgresTestServer.start()
         }
+        if backend == .redisCluster {
+            // A cluster of its own: the hub's keys live in the default namespace.
+            cluster = try RedisClusterTestServer.start()
+            postgres = try PostgresTestServer.start()
+        }
+        let redisURL = redis?.url ?? cluster?.url
         let (server, sink) = try startTestServer {
             $0.adminToken = Self.adminToken
             $0.supabaseJWTSecret = Self.jwtSecret
             $0.supabaseURL = Self.supabaseURL
-            if let redis, let postgres {
-                $0.redisURL = redis.url
+            if let redisURL, let postgres {
+                $0.redisURL = redisURL
                 $0.postgresURL = postgres.url
                 $0.hashKey = testHashKey
             }
@@ -40,6 +48,7 @@ final class IdentityTestHub {
         }
         self.server = server
         self.redis = redis
+        self.cluster = cluster
         self.postgres = postgres
         logs = LogSinkBox { sink.lines }
         try await waitUntilReady(server)
@@ -48,12 +57,13 @@ final class IdentityTestHub {
     func stop() {
         server.drain(gracePeriod: 1)
         redis?.stop()
+        cluster?.stop()
         postgres?.stop()
     }
 
     var port: Int { server.httpPort }
     /// The networked backend's URLs (nil on the embedded store), for a second node on them.
-    var redisURL: String? { redis?.url }
+    var redisURL: String? { redis?.url ?? cluster?.url }
     var postgresURL: String? { postgres?.url }
 
     /// Another node of the same hub (same Redis and PostgreSQL), in this process.
