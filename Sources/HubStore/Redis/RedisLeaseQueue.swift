@@ -179,21 +179,34 @@ public final class RedisLeaseQueue: LeaseQueue {
         let cap = LeaseQueueArguments.maxPurgesPerSweep
         // Most buckets have nothing due on most passes: a plain read finds those, and only the
         // others get the peek script.
+        // A bucket whose shard fails is left for the next pass; the others are swept (on a
+        // cluster one shard down must not stop the reaper on the rest). The error is thrown
+        // only when nothing was swept.
+        var failure: RedisError?
         var pending: [Int] = []
         for (bucket, probe) in await client.sendAll(bucketDue.map { ["ZRANGEBYSCORE", $0, "-inf", RedisArgument(Int(now)), "LIMIT", "0", "1"] }).enumerated() {
             let reply: RedisValue
-            do { reply = try probe.get() } catch { throw StoreError(error) }
+            do { reply = try probe.get() } catch {
+                failure = error
+                continue
+            }
             guard let members = reply.array else { throw Self.unexpected("sweep", reply) }
             if !members.isEmpty { pending.append(bucket) }
         }
-        guard !pending.isEmpty else { return [] }
+        guard !pending.isEmpty else {
+            if let failure { throw StoreError(failure) }
+            return []
+        }
         let peeks = await client.evalAll(pending.map { bucket in
             (RedisLeaseQueueScripts.sweepPeek, [bucketDue[bucket]], [RedisArgument(Int(now)), RedisArgument(limit), RedisArgument(cap)])
         })
         var due: [(score: Int64, member: [UInt8], kind: Int64, bucket: Int)] = []
         for (bucket, peek) in zip(pending, peeks) {
             let reply: RedisValue
-            do { reply = try peek.get() } catch { throw StoreError(error) }
+            do { reply = try peek.get() } catch {
+                failure = error
+                continue
+            }
             guard let flat = reply.array, flat.count % 3 == 0 else { throw Self.unexpected("sweep", reply) }
             for i in stride(from: 0, to: flat.count, by: 3) {
                 guard let member = flat[i].bytes, member.count > 36, let score = flat[i + 1].text.flatMap(Double.init),
@@ -201,7 +214,10 @@ public final class RedisLeaseQueue: LeaseQueue {
                 due.append((Int64(score), member, kind, bucket))
             }
         }
-        guard !due.isEmpty else { return [] }
+        guard !due.isEmpty else {
+            if let failure { throw StoreError(failure) }
+            return []
+        }
         due.sort { $0.score != $1.score ? $0.score < $1.score : $0.member.lexicographicallyPrecedes($1.member) }
         // The global walk: stop before the entry after the limit-th transition or the cap-th purge.
         var chosen: [Int: [Int]] = [:]
@@ -221,7 +237,10 @@ public final class RedisLeaseQueue: LeaseQueue {
         var transitions: [(position: Int, transition: QueueTransition)] = []
         for (bucket, result) in zip(buckets, replies) {
             let reply: RedisValue
-            do { reply = try result.get() } catch { throw StoreError(error) }
+            do { reply = try result.get() } catch {
+                failure = error
+                continue
+            }
             let positions = chosen[bucket]!
             guard let flat = reply.array, flat.count % 5 == 0 else { throw Self.unexpected("sweep", reply) }
             for i in stride(from: 0, to: flat.count, by: 5) {
@@ -233,6 +252,7 @@ public final class RedisLeaseQueue: LeaseQueue {
                 transitions.append((positions[Int(index) - 1], QueueTransition(queue: queue, id: id, state: state, attempts: Int(attempts))))
             }
         }
+        if transitions.isEmpty, let failure { throw StoreError(failure) }
         transitions.sort { $0.position < $1.position }
         return transitions.map(\.transition)
     }
