@@ -27,7 +27,9 @@ public final class RedisClusterTestServer: @unchecked Sendable {
     public static let masters = 3
 
     /// Starts the nodes, creates the cluster and waits (up to 30 s) until it is ready.
-    public static func start() throws -> RedisClusterTestServer {
+    /// `requireFullCoverage: false` lets the masters keep serving their slots while another
+    /// master is down (`cluster-require-full-coverage no`), for fault tests.
+    public static func start(requireFullCoverage: Bool = true) throws -> RedisClusterTestServer {
         guard let server = RedisTestServer.findExecutable("redis-server") else {
             throw RedisTestSetupError(description: "redis-server not found on PATH. The Redis Cluster tests need a real Redis: "
                 + "apt-get install -y redis-server redis-tools (scripts/test installs it).")
@@ -48,7 +50,8 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         let busPorts = Array(reserved[masters...])
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hubredis-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let cluster = RedisClusterTestServer(ports: ports, busPorts: busPorts, directory: directory, redisCLI: cli)
+        let cluster = RedisClusterTestServer(ports: ports, busPorts: busPorts, directory: directory, redisCLI: cli,
+                                             requireFullCoverage: requireFullCoverage)
         do {
             try cluster.launch(binary: server)
             try cluster.create()
@@ -59,7 +62,10 @@ public final class RedisClusterTestServer: @unchecked Sendable {
         return cluster
     }
 
-    private init(ports: [Int], busPorts: [Int], directory: URL, redisCLI: String) {
+    private let requireFullCoverage: Bool
+
+    private init(ports: [Int], busPorts: [Int], directory: URL, redisCLI: String, requireFullCoverage: Bool) {
+        self.requireFullCoverage = requireFullCoverage
         self.ports = ports
         self.busPorts = busPorts
         self.directory = directory
@@ -92,6 +98,7 @@ public final class RedisClusterTestServer: @unchecked Sendable {
                        "--cluster-config-file", dir.appendingPathComponent("nodes.conf").path,
                        "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
                        "--dir", dir.path, "--daemonize", "no", "--enable-debug-command", "yes",
+                       "--cluster-require-full-coverage", requireFullCoverage ? "yes" : "no",
                        "--loglevel", "warning", "--logfile", dir.appendingPathComponent("redis.log").path]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
@@ -107,6 +114,13 @@ public final class RedisClusterTestServer: @unchecked Sendable {
             }
             usleep(20_000)
         }
+    }
+
+    /// SIGKILL of the master on `port`, for good (until `restart(port:)`).
+    public func kill(port: Int) {
+        guard let i = ports.firstIndex(of: port), processes[i].isRunning else { return }
+        Glibc.kill(processes[i].processIdentifier, SIGKILL)
+        processes[i].waitUntilExit()
     }
 
     /// SIGKILL of the master on `port` (a crash: its data is gone, there is no persistence),
