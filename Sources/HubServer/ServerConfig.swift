@@ -100,6 +100,9 @@ public struct ServerConfig: Sendable {
     /// device wake-ups to it (`node:<id>`). Unique per running process; the default is the
     /// host name and process id.
     public var nodeID: String = ServerConfig.defaultNodeID()
+    /// Seconds a device's presence lasts without a heartbeat: a node killed without closing its
+    /// sockets has its devices offline within this time. Over two heartbeat intervals.
+    public var presenceTTL: Double = 90
     /// Seconds a diagnostic session may wait for approval before it expires.
     public var sessionApprovalTTL: Double = 3600
     /// Unfinished commands one device may have before proposals get 429 `queue_full`.
@@ -162,6 +165,7 @@ public struct ServerConfig: Sendable {
         try check(customerAuthDeadline > 0 && customerAuthDeadline <= 300, "--customer-auth-deadline must be in (0, 300] seconds")
         try check((1...128).contains(nodeID.utf8.count) && nodeID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }),
                   "--node-id must be 1...128 printable ASCII characters without spaces")
+        try check(presenceTTL >= 1 && presenceTTL <= 3600, "--presence-ttl must be 1...3600 seconds")
         try check(sessionApprovalTTL >= 1 && sessionApprovalTTL <= 30 * 86_400, "--session-approval-ttl must be 1...2592000 seconds")
         try check((1...1_000_000).contains(deviceQueueCap), "--device-queue-cap must be 1...1000000")
         try check(reaperInterval >= 0.05 && reaperInterval <= 60, "--reaper-interval must be 0.05...60 seconds")

@@ -90,6 +90,8 @@ struct DevicehubCommand: ParsableCommand {
     var customerAuthDeadline = ServerConfig().customerAuthDeadline
     @Option(help: "This node's id among the hub's processes (unique per process; default: hostname-pid).")
     var nodeId: String?
+    @Option(help: "Seconds a device stays online without a heartbeat (its node died): refreshed by every heartbeat.")
+    var presenceTtl = ServerConfig().presenceTTL
     @Option(help: "Seconds a diagnostic session may wait for approval before it expires.")
     var sessionApprovalTtl = ServerConfig().sessionApprovalTTL
     @Option(help: "Unfinished commands per device before proposals get 429 queue_full.")
@@ -144,6 +146,7 @@ struct DevicehubCommand: ParsableCommand {
         c.jwtLeeway = jwtLeeway
         c.customerAuthDeadline = customerAuthDeadline
         if let nodeId { c.nodeID = nodeId }
+        c.presenceTTL = presenceTtl
         c.sessionApprovalTTL = sessionApprovalTtl
         c.deviceQueueCap = deviceQueueCap
         c.reaperInterval = reaperInterval

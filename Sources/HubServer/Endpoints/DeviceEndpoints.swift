@@ -52,7 +52,7 @@ enum DeviceEndpoints {
             guard case .device(let device) = ctx.principal, let token = bearerToken(request) else { throw Problem.unauthenticated() }
             return WebSocketUpgrade.respond(to: ctx, policy: policy, settings: settings) { _ in
                 DeviceSocket(device: device, token: token, registry: layer.deviceConnections, authority: authority,
-                             presence: presence, revalidateInterval: 60, leases: { commands.leases })
+                             presence: presence, revalidateInterval: 60, commands: commands)
             }
         }
     }
