@@ -44,6 +44,11 @@ public struct DeviceStreamService: Sendable {
     public struct HeldCommand: Sendable, Equatable {
         public var commandID: UUID
         public var sessionID: UUID
+
+        public init(commandID: UUID, sessionID: UUID) {
+            self.commandID = commandID
+            self.sessionID = sessionID
+        }
     }
 
     public struct Appended: Sendable, Equatable {

@@ -88,6 +88,23 @@ final class MultiNodePresenceTests: XCTestCase {
         XCTAssertEqual(try presence(), "node-b")
         XCTAssertTrue(try listedOnline(portA), "online through node B, as node A's list says")
 
+        // A second device moves from A to B too; disabling it through node A (which held it
+        // before) closes its socket on node B, where its presence now points.
+        let code2 = try XCTUnwrap(try call(portA, "POST", "/api/v1/customer/devices/provision", bearer: jwt, json: ["org_id": org, "name": "d2"]).json?["activation_code"] as? String)
+        let reg2 = try call(portB, "POST", "/api/v1/device/register", json: ["activation_code": code2])
+        let device2 = try XCTUnwrap(reg2.json?["device_id"] as? String)
+        let token2 = try XCTUnwrap(try call(portB, "POST", "/api/v1/device/auth",
+                                            json: ["device_id": device2, "device_secret": try XCTUnwrap(reg2.json?["device_secret"] as? String)]).json?["token"] as? String)
+        let steps: [[String: Any]] = [["send": ["type": "heartbeat", "id": "h"]], ["recv": 1], ["ready": true], ["wait_close": 20]]
+        let onA = try IdentityTestHub.Session(port: portA, path: "/ws/device", steps: steps, headers: ["Authorization": "Bearer \(token2)"])
+        try onA.waitUntilReady()
+        let onB = try IdentityTestHub.Session(port: portB, path: "/ws/device", steps: steps, headers: ["Authorization": "Bearer \(token2)"])
+        try onB.waitUntilReady()
+        XCTAssertEqual(try onA.finish().closeCode, 4509)
+        XCTAssertEqual(try call(portA, "POST", "/api/v1/customer/devices/\(device2)/disable", bearer: jwt).status, 200)
+        let revoked = try onB.finish()
+        XCTAssertEqual(revoked.closeCode, 4503, "node B closed the socket on node A's word: \(revoked)\n\(nodeB.log.suffix(2000))")
+
         // Node B dies without a word: the device goes offline within the TTL.
         nodeB.signal(SIGKILL)
         let killedAt = Date()
