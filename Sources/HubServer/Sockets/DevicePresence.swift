@@ -37,6 +37,25 @@ public struct DevicePresence: Sendable {
         return previous == nodeID ? nil : previous
     }
 
+    /// What a heartbeat found.
+    public enum Refresh: Equatable, Sendable {
+        /// This node holds the device; its TTL starts again.
+        case held
+        /// Another node holds it: a newer socket of the device opened there and its `replace`
+        /// message did not arrive. This socket is the older one.
+        case heldElsewhere(String)
+    }
+
+    /// A heartbeat's refresh, one store operation in the usual case (`GETEX`): the TTL starts
+    /// again when this node holds the presence; a lapsed one is written again.
+    public func refresh(_ deviceID: UUID) async throws(StoreError) -> Refresh {
+        guard let keyValue = keyValue() else { return .held }
+        let current = try await keyValue.get(Self.key(deviceID), refreshingTTL: ttl)
+        if let current, current != value, !current.isEmpty { return .heldElsewhere(String(decoding: current, as: UTF8.self)) }
+        if current == nil { try await markOnline(deviceID) }
+        return .held
+    }
+
     /// Deletes the presence if this node still holds it; true when it did. A device that
     /// already connected through another node keeps that node's presence. (Read then delete:
     /// a takeover landing between the two is lost until the new socket's next heartbeat.)

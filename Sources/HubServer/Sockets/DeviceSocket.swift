@@ -25,6 +25,9 @@ final class DeviceSocket: WebSocketDelegate {
     /// The queue's device side and the device streams (nil until the service started).
     private let commands: CommandsLayer
     private var streamState = DeviceStreamState()
+    /// Set once the open's presence takeover is done: a heartbeat before it must not read the
+    /// previous holder's presence as a sign that this socket was replaced.
+    private var presenceTaken = false
     private weak var ws: WebSocketConnection?
     private var registration: UInt64 = 0
     private var lastValidated: UInt64 = 0
@@ -52,8 +55,9 @@ final class DeviceSocket: WebSocketDelegate {
         // Take the presence over; an older socket on another node is closed there with 4509
         // (on this node `register` already did). Best effort, like every presence write.
         let presence = self.presence, device = self.device, commands = self.commands
-        Task(executorPreference: ws.channel.loop) {
+        Task(executorPreference: ws.channel.loop) { [weak self] in
             let previous = try? await presence.takeOver(device.deviceID)
+            self?.presenceTaken = true
             if let previous, let router = commands.router {
                 await router.send(NodeMessage(op: "replace", device_id: device.deviceID.lowercasedString), to: previous)
             }
@@ -61,10 +65,16 @@ final class DeviceSocket: WebSocketDelegate {
         }
     }
 
-    /// Best effort: a presence write that fails is repeated on the next heartbeat.
+    /// Best effort: a presence write that fails is repeated on the next heartbeat. When another
+    /// node holds the presence, a newer socket of the device opened there and its `replace` was
+    /// lost: this socket closes as replaced (without touching the presence).
     private func refreshPresence(loop: EventLoop) {
+        guard presenceTaken else { return }
         let presence = self.presence, id = device.deviceID
-        Task(executorPreference: loop) { try? await presence.markOnline(id) }
+        Task(executorPreference: loop) { [weak self] in
+            guard case .heldElsewhere = try? await presence.refresh(id) else { return }
+            self?.ws?.close(.replaced, reason: "replaced by a newer connection")
+        }
     }
 
     private func recordSeen(loop: EventLoop) {
