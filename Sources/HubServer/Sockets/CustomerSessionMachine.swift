@@ -133,7 +133,8 @@ struct CustomerSessionMachine {
             guard let room = RoomName.canonical(raw) else {
                 return [.send(.error(id: id, code: "invalid_argument", message: "rooms are session:<uuid>, device:<uuid> or org:<uuid>"))]
             }
-            if rooms.contains(room) { return [.send(.error(id: id, code: "already_subscribed", message: "already subscribed to \(room)"))] }
+            // Subscribing twice is harmless: the events keep coming, nothing is replayed.
+            if rooms.contains(room) { return [.send(.ack(id: id, fields: ["room": .string(room)]))] }
             guard rooms.count + pendingRooms.count < maxRooms, !pendingRooms.contains(room) else {
                 return [.send(.error(id: id, code: "too_many_rooms", message: "at most \(maxRooms) rooms per connection"))]
             }
