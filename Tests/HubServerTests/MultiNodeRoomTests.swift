@@ -78,6 +78,12 @@ final class MultiNodeRoomTests: XCTestCase {
             }
         }
 
+        /// How many subscriptions Redis counts on the room's channel (one per node listening).
+        func channelSubscribers() throws -> Int {
+            let text = String(decoding: try redis.cli(["PUBSUB", "NUMSUB", "dh:pubsub:room:\(room)"]), as: UTF8.self)
+            return Int(text.split(separator: "\n").last.map(String.init) ?? "") ?? -1
+        }
+
         func portal(node: Int, steps: [[String: Any]]) throws -> IdentityTestHub.Session {
             try IdentityTestHub.Session(port: ports[node], path: "/ws/customer", steps: steps, headers: ["Authorization": "Bearer \(jwt(viewer))"])
         }
@@ -95,6 +101,8 @@ final class MultiNodeRoomTests: XCTestCase {
         // A portal on node B; events produced on A and B at once (their publishes cross).
         let live = try c.portal(node: 1, steps: [["send": ["type": "subscribe", "id": "s", "room": c.room]], ["recv": 1], ["ready": true], ["recv_for": 4.0]])
         try live.waitUntilReady()
+        // Only the node with a subscriber listens to the room (no firehose): one subscriber.
+        XCTAssertEqual(try c.channelSubscribers(), 1)
         DispatchQueue.concurrentPerform(iterations: 2) { node in try? c.propose(30, through: node) }
         let got = try live.finish()
         let ack = try XCTUnwrap(got.received.first)
@@ -104,6 +112,10 @@ final class MultiNodeRoomTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(offsets.count, 60, "every proposal's events")
         XCTAssertEqual(offsets, history.filter { $0 > start }, "in offset order, no gap, no duplicate, equal to the history")
         XCTAssertTrue(got.received.dropFirst().allSatisfy { $0["epoch"] as? String == epoch })
+        // The portal left: its node gives the room's channel back.
+        var left = Date().addingTimeInterval(5)
+        while try c.channelSubscribers() != 0, Date() < left { usleep(50_000) }
+        XCTAssertEqual(try c.channelSubscribers(), 0, "the last member's leaving unsubscribes the node")
 
         // Disconnected after the first ten; more events meanwhile; resumed on node A.
         let seen = offsets[9]
