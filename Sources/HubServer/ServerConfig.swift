@@ -111,8 +111,23 @@ public struct ServerConfig: Sendable {
     public var reaperInterval: Double = 1
     /// Seconds between checks of every unfinished record against the hot queue.
     public var queueReconcileInterval: Double = 300
+    /// Newest events each room's history keeps (for `subscribe` with `since`).
+    public var roomHistoryLength = 1000
+    /// Seconds a room's history lives after its last event.
+    public var roomHistoryTTL: Double = 86_400
+    /// Bytes of room events waiting for a slow subscriber before its oldest `execution.log`
+    /// events are dropped (it gets a `lagged` notice).
+    public var subscriberSoftLimit = 256 * 1024
+    /// Bytes of room events that cannot be dropped waiting for a slow subscriber before it is
+    /// closed with `slow_consumer` (4008).
+    public var subscriberHardLimit = 1024 * 1024
 
     public init() {}
+
+    var roomSettings: RoomSettings {
+        RoomSettings(historyLength: roomHistoryLength, historyTTL: .milliseconds(Int64(roomHistoryTTL * 1000)),
+                     subscriberSoftLimit: subscriberSoftLimit, subscriberHardLimit: subscriberHardLimit)
+    }
 
     /// `<hostname>-<pid>`: unique among the processes of one host, readable in logs.
     static func defaultNodeID() -> String {
@@ -170,6 +185,11 @@ public struct ServerConfig: Sendable {
         try check((1...1_000_000).contains(deviceQueueCap), "--device-queue-cap must be 1...1000000")
         try check(reaperInterval >= 0.05 && reaperInterval <= 60, "--reaper-interval must be 0.05...60 seconds")
         try check(queueReconcileInterval >= 1 && queueReconcileInterval <= 86_400, "--queue-reconcile-interval must be 1...86400 seconds")
+        try check((1...100_000).contains(roomHistoryLength), "--room-history-length must be 1...100000")
+        try check(roomHistoryTTL >= 1 && roomHistoryTTL <= 30 * 86_400, "--room-history-ttl must be 1...2592000 seconds")
+        try check((4096...(256 << 20)).contains(subscriberSoftLimit), "--subscriber-soft-limit must be 4096...268435456 bytes")
+        try check(subscriberHardLimit >= subscriberSoftLimit && subscriberHardLimit <= 1 << 30,
+                  "--subscriber-hard-limit must be at least --subscriber-soft-limit and at most 1073741824 bytes")
         try check(shutdownGracePeriod >= 0 && shutdownGracePeriod <= 3600, "--shutdown-grace-period must be 0...3600 seconds")
         if tlsEnabled {
             guard let cert = tlsCertificateFile, let key = tlsPrivateKeyFile else {

@@ -38,11 +38,12 @@ final class CommandsLayer: HubService, @unchecked Sendable {
     private(set) var router: DeviceRouter!
     private var jobs: [PeriodicService] = []
     private var nodeChannel: ChannelSubscriber?
-    private var history: RoomHistory?
+    private let rooms: RoomsLayer
 
-    init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, application: HTTPApplication, connections: DeviceConnections,
-         registry: MetricsRegistry, logger: Logger, forgetDevice: @escaping @Sendable (UUID) -> Void) {
+    init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, rooms: RoomsLayer, application: HTTPApplication,
+         connections: DeviceConnections, registry: MetricsRegistry, logger: Logger, forgetDevice: @escaping @Sendable (UUID) -> Void) {
         self.config = config
+        self.rooms = rooms
         self.forgetDevice = forgetDevice
         self.application = application
         self.loops = loops
@@ -67,8 +68,7 @@ final class CommandsLayer: HubService, @unchecked Sendable {
         var configuration = CommandsConfiguration()
         configuration.sessionApprovalTTL = .milliseconds(Int64(config.sessionApprovalTTL * 1000))
         configuration.deviceQueueCap = config.deviceQueueCap
-        let history = RoomHistory(streams: stores.streams, logger: logger)
-        self.history = history
+        guard let history = rooms.history else { throw ConfigError(message: "commands: the rooms did not start") }
         context = CommandContext(stores: stores, events: history, wakeups: router,
                                  configuration: configuration, metrics: metrics, gate: gate, logger: logger)
         sessions = SessionService(context: context)
@@ -129,6 +129,5 @@ final class CommandsLayer: HubService, @unchecked Sendable {
         jobs = []
         await nodeChannel?.stop()
         nodeChannel = nil
-        await history?.finish()
     }
 }
