@@ -160,6 +160,40 @@ final class DeviceStreamTests: XCTestCase {
         try hub.expect(409, "POST", "/api/v1/device/commands/\(id)/logs", bearer: f.deviceToken, json: ["lines": [["stream": "stdout", "seq": 3, "data": "c"]]])
     }
 
+    /// A portal watching the session and the device sees the lines and the device's status live,
+    /// as `event` frames (validated against protocol/ws), lines in seq order.
+    func testAPortalWatchesLinesAndDeviceStatusLive() async throws {
+        let hub = try await IdentityTestHub(.embedded)
+        defer { hub.stop() }
+        let f = try QueueFixture(hub)
+        try f.autoApprove(["job"])
+        let session = try f.activeSession()
+        let id = try XCTUnwrap(try f.propose(session, "job")["id"] as? String)
+        XCTAssertEqual(try f.claim().first?["id"] as? String, id)
+        let sessionRoom = "session:" + session.lowercased(), deviceRoom = "device:" + f.device.uuidString.lowercased()
+        let portal = try hub.socket("/ws/customer", steps: [
+            ["send": ["type": "subscribe", "id": "a", "room": sessionRoom]], ["recv": 1],
+            ["send": ["type": "subscribe", "id": "b", "room": deviceRoom]], ["recv": 1],
+            ["ready": true], ["recv_for": 3.0],
+        ], bearer: f.vw)
+        try portal.waitUntilReady()
+        let device = try hub.socket("/ws/device", steps: [
+            ["send": ["type": "logs", "id": "l", "command_id": id, "lines": [
+                ["stream": "stdout", "seq": 1, "data": "a"], ["stream": "stdout", "seq": 3, "data": "c"], ["stream": "stderr", "seq": 2, "data": "b"],
+            ]]], ["recv": 1],
+            ["send": ["type": "log", "id": "again", "command_id": id, "stream": "stdout", "seq": 2, "data": "b"]], ["recv": 1],
+            ["send": ["type": "status", "id": "s", "status": ["temp": 41]]], ["recv": 1],
+        ], bearer: f.deviceToken).finish()
+        XCTAssertEqual(device.received.map { $0["type"] as? String }, ["ack", "ack", "ack"], "\(device.received)")
+        let got = try portal.finish()
+        let events = got.received.filter { $0["type"] as? String == "event" }
+        let lines = events.filter { $0["room"] as? String == sessionRoom && $0["event"] as? String == "execution.log" }
+        XCTAssertEqual(lines.map { ($0["data"] as? [String: Any])?["seq"] as? Int }, [1, 2, 3], "\(got.received)")
+        let statuses = events.filter { $0["room"] as? String == deviceRoom && $0["event"] as? String == "device.status" }.compactMap { $0["data"] as? [String: Any] }
+        XCTAssertEqual(statuses.map { $0["online"] as? Bool }, [true, true, false], "connect, status, disconnect: \(statuses)")
+        XCTAssertEqual((statuses.dropFirst().first?["status"] as? [String: Any])?["temp"] as? Int, 41)
+    }
+
     /// A room's history entries, oldest first, as JSON objects.
     static func roomEvents(_ hub: IdentityTestHub, _ room: String) async throws -> [[String: Any]] {
         let read = try await hub.stores.streams.read("room:" + room, after: 0, limit: 1000)
