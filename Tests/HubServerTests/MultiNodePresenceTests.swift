@@ -48,15 +48,8 @@ final class MultiNodePresenceTests: XCTestCase {
 
         /// The node the presence names (nil: offline), read from Redis directly.
         func presence() throws -> String? {
-            let cli = Process()
-            cli.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            cli.arguments = ["redis-cli", "-u", redis.url, "--raw", "GET", "dh:kv:presence:" + deviceID.lowercased()]
-            let out = Pipe()
-            cli.standardOutput = out
-            cli.standardError = FileHandle.nullDevice
-            try cli.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            cli.waitUntilExit()
+            let text = String(decoding: try redis.cli(["--raw", "GET", "dh:kv:presence:" + deviceID.lowercased()]), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
             return text.isEmpty ? nil : text
         }
         func listedOnline(_ port: Int) throws -> Bool {
