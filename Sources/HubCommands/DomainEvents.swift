@@ -54,4 +54,23 @@ enum DomainEvents {
         fields.append(("decided_by", decidedBy.map(id) ?? "null"))
         return RoomEvent(rooms: [orgRoom(orgID)], name: "approval.decided", data: WireText.object(fields))
     }
+
+    static func deviceRoom(_ id: UUID) -> String { "device:" + id.lowercasedString }
+
+    /// One new log line of a command, into its session's room.
+    static func executionLog(_ command: DeviceStreamService.HeldCommand, _ line: DeviceStreamService.Line) -> RoomEvent {
+        RoomEvent(rooms: [sessionRoom(command.sessionID)], name: "execution.log", data: WireText.object([
+            ("command_id", id(command.commandID)), ("session_id", id(command.sessionID)), ("stream", text(line.stream.rawValue)),
+            ("seq", String(line.seq)), ("data", text(line.data)),
+        ]))
+    }
+
+    /// A device went online or offline, or reported its status; into its own room and its org's.
+    static func deviceStatus(deviceID: UUID, orgID: UUID, online: Bool, node: String?, status: String?, lastSeenAt: Date?) -> RoomEvent {
+        var fields: [(String, String)] = [("device_id", id(deviceID)), ("org_id", id(orgID)), ("online", online ? "true" : "false")]
+        if let node { fields.append(("node", text(node))) }
+        if let status { fields.append(("status", status)) }
+        if let lastSeenAt { fields.append(("last_seen_at", "\"" + WireText.time(millis: Int64((lastSeenAt.timeIntervalSince1970 * 1000).rounded(.down))) + "\"")) }
+        return RoomEvent(rooms: [deviceRoom(deviceID), orgRoom(orgID)], name: "device.status", data: WireText.object(fields))
+    }
 }

@@ -32,6 +32,8 @@ public final class HubServer: @unchecked Sendable {
     let identity: IdentityLayer
     /// The command queue with human approval: sessions, commands, leases, reaper, rebuild.
     let commands: CommandsLayer
+    /// Rooms: histories, the node's room channels, each loop's memberships.
+    let rooms: RoomsLayer
     /// The device sockets this node holds.
     public let deviceConnections: DeviceConnections
     /// The data layer the domain uses (embedded or Redis + PostgreSQL), once `start` has run.
@@ -52,18 +54,24 @@ public final class HubServer: @unchecked Sendable {
         dataStores = DataStores(config: config, loops: group.loops, registry: registry, readiness: readiness, logger: logger)
         services.add(dataStores)
         deviceConnections = DeviceConnections(loops: group.loops)
+        let presence = DevicePresence(ttl: .milliseconds(Int64(config.presenceTTL * 1000)), nodeID: config.nodeID) { [dataStores] in
+            dataStores.stores?.keyValue
+        }
         identity = IdentityLayer(config: config, loops: group.loops, dataStores: dataStores, application: application,
-                                 deviceConnections: deviceConnections, registry: registry, logger: logger)
+                                 deviceConnections: deviceConnections, presence: presence, registry: registry, logger: logger)
         services.add(identity)
-        commands = CommandsLayer(config: config, loops: group.loops, dataStores: dataStores, application: application, connections: deviceConnections,
-                                 registry: registry, logger: logger)
+        rooms = RoomsLayer(settings: config.roomSettings, loops: group.loops, dataStores: dataStores, registry: registry, logger: logger)
+        services.add(rooms)
+        commands = CommandsLayer(config: config, loops: group.loops, dataStores: dataStores, rooms: rooms, application: application,
+                                 connections: deviceConnections, registry: registry, logger: logger,
+                                 forgetDevice: { [identity] in identity.forgetDeviceTokens($0) })
         // Not ready while the hot queue is not known to be whole (at start, and while it is
         // rebuilt after Redis lost it): devices would claim from a partial queue.
         readiness.add(Check(name: "queue") { [gate = commands.gate] in gate.isOpen })
         services.add(commands)
         OperationsEndpoints.install(on: application, readiness: readiness)
         OperationsEndpoints.installProcessCollector(on: registry)
-        Self.installDomainEndpoints(application: application, identity: identity, commands: commands, dataStores: dataStores, nodeID: config.nodeID)
+        Self.installDomainEndpoints(application: application, identity: identity, commands: commands, rooms: rooms, presence: presence)
     }
 
     public var loops: [EventLoop] { group.loops }
@@ -71,8 +79,7 @@ public final class HubServer: @unchecked Sendable {
     /// The domain's routes: admin API, customer orgs, devices, sessions and commands, the
     /// device's registration, auth and queue, and both sockets.
     private static func installDomainEndpoints(application: HTTPApplication, identity: IdentityLayer, commands: CommandsLayer,
-                                               dataStores: DataStores, nodeID: String) {
-        let presence = DevicePresence(nodeID: nodeID) { [dataStores] in dataStores.stores?.keyValue }
+                                               rooms: RoomsLayer, presence: DevicePresence) {
         let settings = WebSocketSettings()
         let policy = HandshakePolicy()
         AdminEndpoints.install(on: application, identity: identity)
@@ -81,7 +88,7 @@ public final class HubServer: @unchecked Sendable {
         SessionEndpoints.install(on: application, layer: commands)
         CommandEndpoints.install(on: application, layer: commands, identity: identity)
         DeviceCommandEndpoints.install(on: application, layer: commands)
-        CustomerSocketEndpoint.install(on: application, identity: identity, settings: settings, policy: policy)
+        CustomerSocketEndpoint.install(on: application, identity: identity, rooms: rooms, settings: settings, policy: policy)
     }
 
     /// Binds and starts serving; returns once every listener accepts.

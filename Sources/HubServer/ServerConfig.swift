@@ -101,6 +101,9 @@ public struct ServerConfig: Sendable {
     /// device wake-ups to it (`node:<id>`). Unique per running process; the default is the
     /// host name and process id.
     public var nodeID: String = ServerConfig.defaultNodeID()
+    /// Seconds a device's presence lasts without a heartbeat: a node killed without closing its
+    /// sockets has its devices offline within this time. Over two heartbeat intervals.
+    public var presenceTTL: Double = 90
     /// Seconds a diagnostic session may wait for approval before it expires.
     public var sessionApprovalTTL: Double = 3600
     /// Unfinished commands one device may have before proposals get 429 `queue_full`.
@@ -109,8 +112,23 @@ public struct ServerConfig: Sendable {
     public var reaperInterval: Double = 1
     /// Seconds between checks of every unfinished record against the hot queue.
     public var queueReconcileInterval: Double = 300
+    /// Newest events each room's history keeps (for `subscribe` with `since`).
+    public var roomHistoryLength = 1000
+    /// Seconds a room's history lives after its last event.
+    public var roomHistoryTTL: Double = 86_400
+    /// Bytes of room events waiting for a slow subscriber before its oldest `execution.log`
+    /// events are dropped (it gets a `lagged` notice).
+    public var subscriberSoftLimit = 256 * 1024
+    /// Bytes of room events that cannot be dropped waiting for a slow subscriber before it is
+    /// closed with `slow_consumer` (4008).
+    public var subscriberHardLimit = 1024 * 1024
 
     public init() {}
+
+    var roomSettings: RoomSettings {
+        RoomSettings(historyLength: roomHistoryLength, historyTTL: .milliseconds(Int64(roomHistoryTTL * 1000)),
+                     subscriberSoftLimit: subscriberSoftLimit, subscriberHardLimit: subscriberHardLimit)
+    }
 
     /// `<hostname>-<pid>`: unique among the processes of one host, readable in logs.
     static func defaultNodeID() -> String {
@@ -166,10 +184,16 @@ public struct ServerConfig: Sendable {
         try check(customerAuthDeadline > 0 && customerAuthDeadline <= 300, "--customer-auth-deadline must be in (0, 300] seconds")
         try check((1...128).contains(nodeID.utf8.count) && nodeID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }),
                   "--node-id must be 1...128 printable ASCII characters without spaces")
+        try check(presenceTTL >= 1 && presenceTTL <= 3600, "--presence-ttl must be 1...3600 seconds")
         try check(sessionApprovalTTL >= 1 && sessionApprovalTTL <= 30 * 86_400, "--session-approval-ttl must be 1...2592000 seconds")
         try check((1...1_000_000).contains(deviceQueueCap), "--device-queue-cap must be 1...1000000")
         try check(reaperInterval >= 0.05 && reaperInterval <= 60, "--reaper-interval must be 0.05...60 seconds")
         try check(queueReconcileInterval >= 1 && queueReconcileInterval <= 86_400, "--queue-reconcile-interval must be 1...86400 seconds")
+        try check((1...100_000).contains(roomHistoryLength), "--room-history-length must be 1...100000")
+        try check(roomHistoryTTL >= 1 && roomHistoryTTL <= 30 * 86_400, "--room-history-ttl must be 1...2592000 seconds")
+        try check((4096...(256 << 20)).contains(subscriberSoftLimit), "--subscriber-soft-limit must be 4096...268435456 bytes")
+        try check(subscriberHardLimit >= subscriberSoftLimit && subscriberHardLimit <= 1 << 30,
+                  "--subscriber-hard-limit must be at least --subscriber-soft-limit and at most 1073741824 bytes")
         try check(shutdownGracePeriod >= 0 && shutdownGracePeriod <= 3600, "--shutdown-grace-period must be 0...3600 seconds")
         if tlsEnabled {
             guard let cert = tlsCertificateFile, let key = tlsPrivateKeyFile else {

@@ -90,6 +90,8 @@ struct DevicehubCommand: ParsableCommand {
     var customerAuthDeadline = ServerConfig().customerAuthDeadline
     @Option(help: "This node's id among the hub's processes (unique per process; default: hostname-pid).")
     var nodeId: String?
+    @Option(help: "Seconds a device stays online without a heartbeat (its node died): refreshed by every heartbeat.")
+    var presenceTtl = ServerConfig().presenceTTL
     @Option(help: "Seconds a diagnostic session may wait for approval before it expires.")
     var sessionApprovalTtl = ServerConfig().sessionApprovalTTL
     @Option(help: "Unfinished commands per device before proposals get 429 queue_full.")
@@ -98,6 +100,14 @@ struct DevicehubCommand: ParsableCommand {
     var reaperInterval = ServerConfig().reaperInterval
     @Option(help: "Seconds between checks of every unfinished command record against the hot queue.")
     var queueReconcileInterval = ServerConfig().queueReconcileInterval
+    @Option(help: "Newest events each room's history keeps (what subscribe with since can replay).")
+    var roomHistoryLength = ServerConfig().roomHistoryLength
+    @Option(help: "Seconds a room's history lives after its last event.")
+    var roomHistoryTtl = ServerConfig().roomHistoryTTL
+    @Option(help: "Bytes of room events waiting for a slow subscriber before its oldest execution.log events are dropped.")
+    var subscriberSoftLimit = ServerConfig().subscriberSoftLimit
+    @Option(help: "Bytes of undroppable room events waiting for a slow subscriber before it is closed (4008 slow_consumer).")
+    var subscriberHardLimit = ServerConfig().subscriberHardLimit
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -144,10 +154,15 @@ struct DevicehubCommand: ParsableCommand {
         c.jwtLeeway = jwtLeeway
         c.customerAuthDeadline = customerAuthDeadline
         if let nodeId { c.nodeID = nodeId }
+        c.presenceTTL = presenceTtl
         c.sessionApprovalTTL = sessionApprovalTtl
         c.deviceQueueCap = deviceQueueCap
         c.reaperInterval = reaperInterval
         c.queueReconcileInterval = queueReconcileInterval
+        c.roomHistoryLength = roomHistoryLength
+        c.roomHistoryTTL = roomHistoryTtl
+        c.subscriberSoftLimit = subscriberSoftLimit
+        c.subscriberHardLimit = subscriberHardLimit
         return c
     }
 

@@ -36,7 +36,7 @@ final class CustomerSessionMachineTests: XCTestCase {
 
     func testAnotherFirstMessageOrABadTokenCloses() {
         var m = CustomerSessionMachine(maxRooms: 2)
-        let actions = m.handle(.message(.subscribe(id: "s", room: room)))
+        let actions = m.handle(.message(.subscribe(id: "s", room: room, since: nil)))
         XCTAssertEqual(actions.last, .close(code: 4500, reason: "auth_failed: the first message must be auth"))
         var n = CustomerSessionMachine(maxRooms: 2)
         _ = n.handle(.message(.auth(id: "a", token: "bad")))
@@ -70,18 +70,25 @@ final class CustomerSessionMachineTests: XCTestCase {
     func testRoomsAreAuthorizedCappedAndRecheckedOnRefresh() {
         var m = CustomerSessionMachine(maxRooms: 2)
         _ = m.handle(.opened(preauthenticated: alice))
-        XCTAssertEqual(m.handle(.message(.subscribe(id: "1", room: "bogus"))).first,
+        XCTAssertEqual(m.handle(.message(.subscribe(id: "1", room: "bogus", since: nil))).first,
                        .send(.error(id: "1", code: "invalid_argument", message: "rooms are session:<uuid>, device:<uuid> or org:<uuid>")))
-        XCTAssertEqual(m.handle(.message(.subscribe(id: "2", room: room))), [.checkRoom(room: room, user: alice, id: "2", recheck: false)])
-        XCTAssertEqual(m.handle(.roomChecked(id: "2", room: room, allowed: true, recheck: false)), [.send(.ack(id: "2", fields: ["room": .string(room)]))])
+        XCTAssertEqual(m.handle(.message(.subscribe(id: "2", room: room, since: nil))), [.checkRoom(room: room, user: alice, id: "2", recheck: false)])
+        XCTAssertEqual(m.handle(.roomChecked(id: "2", room: room, allowed: true, recheck: false)), [.join(room: room, since: nil, id: "2")])
+        XCTAssertEqual(m.rooms, [], "a member once the join answered")
+        XCTAssertEqual(m.handle(.joined(id: "2", room: room, epoch: "e1", offset: 7, recovered: false)),
+                       [.send(.ack(id: "2", fields: ["room": .string(room), "epoch": .string("e1"), "offset": .int(7), "recovered": .bool(false)])),
+                        .activate(room: room)])
+        XCTAssertEqual(m.handle(.message(.subscribe(id: "2b", room: room, since: nil))),
+                       [.send(.ack(id: "2b", fields: ["room": .string(room)]))], "subscribing twice is harmless")
         let foreign = "device:\(UUID().uuidString.lowercased())"
-        _ = m.handle(.message(.subscribe(id: "3", room: foreign)))
+        _ = m.handle(.message(.subscribe(id: "3", room: foreign, since: nil)))
         XCTAssertEqual(m.handle(.roomChecked(id: "3", room: foreign, allowed: false, recheck: false)),
                        [.send(.error(id: "3", code: "not_found", message: "no such room"))], "a foreign room reads like a missing one")
         let second = "session:\(UUID().uuidString.lowercased())", third = "session:\(UUID().uuidString.lowercased())"
-        _ = m.handle(.message(.subscribe(id: "4", room: second)))
+        _ = m.handle(.message(.subscribe(id: "4", room: second, since: nil)))
         _ = m.handle(.roomChecked(id: "4", room: second, allowed: true, recheck: false))
-        XCTAssertEqual(m.handle(.message(.subscribe(id: "5", room: third))), [.send(.error(id: "5", code: "too_many_rooms", message: "at most 2 rooms per connection"))])
+        _ = m.handle(.joined(id: "4", room: second, epoch: "e2", offset: 0, recovered: false))
+        XCTAssertEqual(m.handle(.message(.subscribe(id: "5", room: third, since: nil))), [.send(.error(id: "5", code: "too_many_rooms", message: "at most 2 rooms per connection"))])
         XCTAssertEqual(m.rooms, [room, second])
 
         // Refresh: both rooms are checked again; the one no longer allowed is dropped.
@@ -90,7 +97,8 @@ final class CustomerSessionMachineTests: XCTestCase {
         _ = m.handle(.message(.auth(id: "r", token: "new")))
         let actions = m.handle(.verified(id: "r", refreshed))
         XCTAssertEqual(actions.filter { if case .checkRoom = $0 { return true }; return false }.count, 2)
-        XCTAssertEqual(m.handle(.roomChecked(id: nil, room: second, allowed: false, recheck: true)), [.send(.unsubscribed(room: second, reason: "not_found"))])
+        XCTAssertEqual(m.handle(.roomChecked(id: nil, room: second, allowed: false, recheck: true)),
+                       [.send(.unsubscribed(room: second, reason: "not_found")), .leave(room: second)], "and its events stop")
         XCTAssertEqual(m.handle(.roomChecked(id: nil, room: room, allowed: true, recheck: true)), [])
         XCTAssertEqual(m.rooms, [room])
     }
@@ -99,10 +107,17 @@ final class CustomerSessionMachineTests: XCTestCase {
         var m = CustomerSessionMachine(maxRooms: 2)
         _ = m.handle(.opened(preauthenticated: alice))
         let upper = room.uppercased().replacingOccurrences(of: "ORG:", with: "org:")
-        XCTAssertEqual(m.handle(.message(.subscribe(id: "1", room: upper))), [.checkRoom(room: room, user: alice, id: "1", recheck: false)],
+        XCTAssertEqual(m.handle(.message(.subscribe(id: "1", room: upper, since: nil))), [.checkRoom(room: room, user: alice, id: "1", recheck: false)],
                        "room names are canonical (lower-case ids)")
-        XCTAssertEqual(m.handle(.message(.unsubscribe(id: "2", room: room))), [.send(.ack(id: "2", fields: ["room": .string(room)]))])
+        XCTAssertEqual(m.handle(.message(.unsubscribe(id: "2", room: room))), [.leave(room: room), .send(.ack(id: "2", fields: ["room": .string(room)]))])
         XCTAssertEqual(m.handle(.roomChecked(id: "1", room: room, allowed: true, recheck: false)), [])
+        XCTAssertEqual(m.rooms, [])
+        // Unsubscribed while the join ran: the join's membership is left again, no ack.
+        _ = m.handle(.message(.subscribe(id: "4", room: room, since: RoomResume.Since(epoch: "e", offset: 3))))
+        XCTAssertEqual(m.handle(.roomChecked(id: "4", room: room, allowed: true, recheck: false)),
+                       [.join(room: room, since: RoomResume.Since(epoch: "e", offset: 3), id: "4")], "since travels with the join")
+        _ = m.handle(.message(.unsubscribe(id: "5", room: room)))
+        XCTAssertEqual(m.handle(.joined(id: "4", room: room, epoch: "e", offset: 9, recovered: true)), [.leave(room: room)])
         XCTAssertEqual(m.rooms, [])
         XCTAssertEqual(m.handle(.message(.unsubscribe(id: "3", room: "nonsense"))).first,
                        .send(.error(id: "3", code: "invalid_argument", message: "rooms are session:<uuid>, device:<uuid> or org:<uuid>")))
@@ -116,9 +131,13 @@ final class CustomerSessionMachineTests: XCTestCase {
         XCTAssertEqual(m.state, .awaitingAuth, "the client may retry within the deadline")
         XCTAssertEqual(m.handle(.message(.auth(id: "b", token: "t"))), [.verify(token: "t", id: "b")])
         _ = m.handle(.verified(id: "b", alice))
-        _ = m.handle(.message(.subscribe(id: "s", room: room)))
+        _ = m.handle(.message(.subscribe(id: "s", room: room, since: nil)))
         XCTAssertEqual(m.handle(.roomCheckUnavailable(id: "s", room: room)),
-                       [.send(.error(id: "s", code: "unavailable", message: "could not check the room; retry shortly"))])
+                       [.send(.error(id: "s", code: "unavailable", message: "could not subscribe to the room; retry shortly"))])
+        _ = m.handle(.message(.subscribe(id: "t", room: room, since: nil)))
+        _ = m.handle(.roomChecked(id: "t", room: room, allowed: true, recheck: false))
+        XCTAssertEqual(m.handle(.joinFailed(id: "t", room: room)),
+                       [.send(.error(id: "t", code: "unavailable", message: "could not subscribe to the room; retry shortly"))])
         XCTAssertEqual(m.rooms, [])
         XCTAssertEqual(m.handle(.invalidMessage(.error(id: nil, code: "invalid_message", message: "x"))),
                        [.send(.error(id: nil, code: "invalid_message", message: "x"))], "authenticated: a bad message is only answered")

@@ -7,7 +7,8 @@ import Glibc
 
 /// Two hub processes on one Redis and one PostgreSQL: a device registered through one node
 /// authenticates on the other, and disabling it through the node that does not hold its socket
-/// closes the socket on the node that does (the device-control message through Redis).
+/// closes the socket on the node that does (a `revoke` on that node's channel, which the
+/// device's presence names).
 final class MultiNodeIdentityTests: XCTestCase {
     func testDisableOnOneNodeClosesTheSocketOnTheOther() async throws {
         let redis = try RedisTestServer.startPrivate()

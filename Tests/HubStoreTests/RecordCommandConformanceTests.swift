@@ -169,4 +169,20 @@ struct RecordCommandConformanceTests {
             #expect(negative?.isInvalidArgument == true)
         }
     }
+
+    /// What the hub's `execution.log` events rest on: exactly the lines that were new, in the
+    /// order given, a seq repeated within the batch once.
+    @Test(arguments: Backend.recordBackends)
+    func appendReportsWhichLinesWereNew(_ backend: Backend) async throws {
+        try await withRecordStore(backend) { store in
+            let f = try await RecordFixture.make(store)
+            let c = try await store.insertCommand(f.command(), event: nil)
+            func line(_ seq: Int64) -> ExecutionLogLine { ExecutionLogLine(commandID: c.id, seq: seq, stream: .stdout, line: "l\(seq)", at: at(baseMillis)) }
+            #expect(try await store.appendLogLinesReportingNew([line(1), line(2)]) == [1, 2])
+            #expect(try await store.appendLogLinesReportingNew([line(5), line(2), line(3), line(5), line(1)]) == [5, 3])
+            #expect(try await store.appendLogLinesReportingNew([line(1), line(2), line(3), line(5)]) == [])
+            #expect(try await store.appendLogLinesReportingNew([]) == [])
+            #expect(try await store.logLines(commandID: c.id, afterSeq: 0, limit: 10).map(\.seq) == [1, 2, 3, 5])
+        }
+    }
 }

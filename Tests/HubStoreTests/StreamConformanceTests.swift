@@ -8,14 +8,14 @@ import Testing
     @Test(arguments: Backend.allCases)
     func offsetsStartAtOneAndCount(_ backend: Backend) async throws {
         try await withStreams(backend) { streams async throws in
-            for n in 1...3 { #expect(try await streams.append("room", payload(n), maxLength: 100, ttl: nil) == UInt64(n)) }
+            for n in 1...3 { #expect(try await streams.append("room", payload(n), maxLength: 100, ttl: nil).offset == UInt64(n)) }
             let read = try await streams.read("room", after: 0, limit: 100)
             #expect(read.entries == (1...3).map { StreamEntry(offset: UInt64($0), payload: payload($0)) })
             #expect(read.latestOffset == 3)
             // since = 0 on an untrimmed stream: nothing was lost.
             #expect(read.recovered)
             // Streams are independent.
-            #expect(try await streams.append("other", payload(1), maxLength: 100, ttl: nil) == 1)
+            #expect(try await streams.append("other", payload(1), maxLength: 100, ttl: nil).offset == 1)
         }
     }
 
@@ -44,22 +44,22 @@ import Testing
             func entries(_ offsets: ClosedRange<Int>) -> [StreamEntry] { offsets.map { StreamEntry(offset: UInt64($0), payload: payload($0)) } }
             // Kept: 8, 9, 10.
             let fromStart = try await streams.read("room", after: 0, limit: 100)
-            #expect(fromStart == StreamRead(entries: entries(8...10), latestOffset: 10, recovered: false))
+            #expect(fromStart.withoutEpoch == StreamRead(entries: entries(8...10), latestOffset: 10, recovered: false))
             // since = oldest - 1: exactly what was missed.
-            #expect(try await streams.read("room", after: 7, limit: 100) == StreamRead(entries: entries(8...10), latestOffset: 10, recovered: true))
+            #expect(try await streams.read("room", after: 7, limit: 100).withoutEpoch == StreamRead(entries: entries(8...10), latestOffset: 10, recovered: true))
             // One too old: offset 7 is gone.
-            #expect(try await streams.read("room", after: 6, limit: 100) == StreamRead(entries: entries(8...10), latestOffset: 10, recovered: false))
-            #expect(try await streams.read("room", after: 9, limit: 100) == StreamRead(entries: entries(10...10), latestOffset: 10, recovered: true))
+            #expect(try await streams.read("room", after: 6, limit: 100).withoutEpoch == StreamRead(entries: entries(8...10), latestOffset: 10, recovered: false))
+            #expect(try await streams.read("room", after: 9, limit: 100).withoutEpoch == StreamRead(entries: entries(10...10), latestOffset: 10, recovered: true))
             // Up to date.
-            #expect(try await streams.read("room", after: 10, limit: 100) == StreamRead(entries: [], latestOffset: 10, recovered: true))
+            #expect(try await streams.read("room", after: 10, limit: 100).withoutEpoch == StreamRead(entries: [], latestOffset: 10, recovered: true))
             // Ahead of latest: the stream this reader knew is gone.
-            #expect(try await streams.read("room", after: 11, limit: 100) == StreamRead(entries: [], latestOffset: 10, recovered: false))
-            #expect(try await streams.read("room", after: UInt64.max, limit: 100) == StreamRead(entries: [], latestOffset: 10, recovered: false))
+            #expect(try await streams.read("room", after: 11, limit: 100).withoutEpoch == StreamRead(entries: [], latestOffset: 10, recovered: false))
+            #expect(try await streams.read("room", after: UInt64.max, limit: 100).withoutEpoch == StreamRead(entries: [], latestOffset: 10, recovered: false))
             // Trimming never reuses an offset.
-            #expect(try await streams.append("room", payload(11), maxLength: 3, ttl: nil) == 11)
+            #expect(try await streams.append("room", payload(11), maxLength: 3, ttl: nil).offset == 11)
             // A smaller maxLength trims further; 0 clamps to 1.
             _ = try await streams.append("room", payload(12), maxLength: 0, ttl: nil)
-            #expect(try await streams.read("room", after: 0, limit: 100) == StreamRead(entries: entries(12...12), latestOffset: 12, recovered: false))
+            #expect(try await streams.read("room", after: 0, limit: 100).withoutEpoch == StreamRead(entries: entries(12...12), latestOffset: 12, recovered: false))
             #expect(try await streams.read("room", after: 11, limit: 100).recovered)
         }
     }
@@ -67,8 +67,8 @@ import Testing
     @Test(arguments: Backend.allCases)
     func aStreamThatNeverExisted(_ backend: Backend) async throws {
         try await withStreams(backend) { streams async throws in
-            #expect(try await streams.read("nothing", after: 0, limit: 10) == StreamRead(entries: [], latestOffset: 0, recovered: true))
-            #expect(try await streams.read("nothing", after: 5, limit: 10) == StreamRead(entries: [], latestOffset: 0, recovered: false))
+            #expect(try await streams.read("nothing", after: 0, limit: 10).withoutEpoch == StreamRead(entries: [], latestOffset: 0, recovered: true))
+            #expect(try await streams.read("nothing", after: 5, limit: 10).withoutEpoch == StreamRead(entries: [], latestOffset: 0, recovered: false))
         }
     }
 
@@ -115,8 +115,8 @@ import Testing
             try await timingSensitive { attempt in
                 name = "temp\(attempt)"
                 let started = ContinuousClock.now
-                let offsets = [try await streams.append(name, payload(1), maxLength: 10, ttl: .milliseconds(200)),
-                               try await streams.append(name, payload(2), maxLength: 10, ttl: .milliseconds(200))]
+                let offsets = [try await streams.append(name, payload(1), maxLength: 10, ttl: .milliseconds(200)).offset,
+                               try await streams.append(name, payload(2), maxLength: 10, ttl: .milliseconds(200)).offset]
                 let latest = try await streams.read(name, after: 0, limit: 10).latestOffset
                 guard ContinuousClock.now - started < .milliseconds(190) else { return false }
                 #expect(offsets == [1, 2])
@@ -125,9 +125,9 @@ import Testing
             }
             #expect(try await eventually(timeout: .seconds(3)) { try await streams.read(name, after: 0, limit: 10).latestOffset == 0 })
             // A reader at 2 sees a stream behind it: lost, reload.
-            #expect(try await streams.read(name, after: 2, limit: 10) == StreamRead(entries: [], latestOffset: 0, recovered: false))
+            #expect(try await streams.read(name, after: 2, limit: 10).withoutEpoch == StreamRead(entries: [], latestOffset: 0, recovered: false))
             // The offsets restart with the stream.
-            #expect(try await streams.append(name, payload(1), maxLength: 10, ttl: nil) == 1)
+            #expect(try await streams.append(name, payload(1), maxLength: 10, ttl: nil).offset == 1)
         }
     }
 
@@ -165,7 +165,7 @@ import Testing
         try await withStreams(backend) { streams async throws in
             let offsets = try await withThrowingTaskGroup(of: (Int, UInt64).self) { group in
                 for i in 0..<100 {
-                    group.addTask { (i, try await streams.append("busy", self.payload(i), maxLength: 1_000, ttl: nil)) }
+                    group.addTask { (i, try await streams.append("busy", self.payload(i), maxLength: 1_000, ttl: nil).offset) }
                 }
                 var offsets: [Int: UInt64] = [:]
                 for try await (i, offset) in group { offsets[i] = offset }
@@ -181,4 +181,56 @@ import Testing
             }
         }
     }
+
+    @Test(arguments: Backend.allCases)
+    func anEpochLastsAsLongAsItsStream(_ backend: Backend) async throws {
+        try await withStreams(backend) { streams async throws in
+            // No stream, no epoch; `open` creates one that the first append keeps.
+            #expect(try await streams.read("e", after: 0, limit: 10).epoch == nil)
+            let opened = try await streams.open("e", ttl: nil)
+            #expect(opened.offset == 0)
+            #expect(opened.epoch.count == 16)
+            #expect(try await streams.open("e", ttl: nil) == opened)
+            #expect(try await streams.read("e", after: 0, limit: 10).epoch == opened.epoch)
+            let first = try await streams.append("e", payload(1), maxLength: 10, ttl: nil)
+            #expect(first == StreamPosition(offset: 1, epoch: opened.epoch))
+            #expect(try await streams.append("e", payload(2), maxLength: 10, ttl: nil) == StreamPosition(offset: 2, epoch: opened.epoch))
+            #expect(try await streams.open("e", ttl: nil) == StreamPosition(offset: 2, epoch: opened.epoch))
+            let read = try await streams.read("e", after: 1, limit: 10)
+            #expect(read.epoch == opened.epoch)
+            #expect(read.entries.map(\.offset) == [2])
+            // Each stream has its own.
+            let other = try await streams.append("f", payload(1), maxLength: 10, ttl: nil)
+            #expect(other.epoch != opened.epoch)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aLostStreamComesBackInANewEpoch(_ backend: Backend) async throws {
+        try await withStreams(backend) { streams async throws in
+            var name = ""
+            var before: StreamPosition?
+            try await timingSensitive { attempt in
+                name = "lost\(attempt)"
+                let started = ContinuousClock.now
+                before = try await streams.append(name, payload(1), maxLength: 10, ttl: .milliseconds(200))
+                return ContinuousClock.now - started < .milliseconds(190)
+            }
+            #expect(try await eventually(timeout: .seconds(3)) { try await streams.read(name, after: 0, limit: 10).latestOffset == 0 })
+            #expect(try await streams.read(name, after: 0, limit: 10).epoch == nil)
+            // The offsets restart, and the epoch says so: offset 1 now is not the old offset 1.
+            let after = try await streams.append(name, payload(1), maxLength: 10, ttl: nil)
+            #expect(after.offset == 1)
+            #expect(after.epoch != before?.epoch)
+            // An epoch opened on an empty stream that then expires is not reused either.
+            let opened = try await streams.open(name + "-o", ttl: .milliseconds(150))
+            #expect(try await eventually(timeout: .seconds(3)) { try await streams.read(name + "-o", after: 0, limit: 10).epoch == nil })
+            #expect(try await streams.append(name + "-o", payload(1), maxLength: 10, ttl: nil).epoch != opened.epoch)
+        }
+    }
+}
+
+extension StreamRead {
+    /// The read without its epoch (random per stream), for comparing entries and offsets.
+    var withoutEpoch: StreamRead { StreamRead(entries: entries, latestOffset: latestOffset, recovered: recovered) }
 }

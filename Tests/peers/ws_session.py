@@ -9,6 +9,9 @@ STEPS_JSON is a list of steps:
   {"ready": true}          print READY on stderr (a signal to the test that the session is set up)
   {"wait_close": SECONDS}  wait up to SECONDS for the server to close
   {"sleep": SECONDS}
+  {"recv_for": SECONDS}    record every message that arrives within SECONDS
+  {"recv_until": {"type": T, "count": N, "timeout": SECONDS}}
+                           record messages until N of type T arrived (error on timeout)
 Prints one JSON object: {"handshake": status, "received": [...], "close_code": int|null,
 "close_reason": str|null, "error": str|null, "schema_errors": [...]}.
 
@@ -74,6 +77,23 @@ async def main():
                         print("READY", file=sys.stderr, flush=True)
                     elif "sleep" in step:
                         await asyncio.sleep(step["sleep"])
+                    elif "recv_for" in step:
+                        loop = asyncio.get_running_loop()
+                        end = loop.time() + step["recv_for"]
+                        while (left := end - loop.time()) > 0:
+                            try:
+                                msg = await asyncio.wait_for(ws.recv(), timeout=left)
+                            except asyncio.TimeoutError:
+                                break
+                            out["received"].append(json.loads(msg))
+                    elif "recv_until" in step:
+                        want = step["recv_until"]
+                        seen = 0
+                        while seen < want["count"]:
+                            msg = json.loads(await asyncio.wait_for(ws.recv(), timeout=want.get("timeout", 10)))
+                            out["received"].append(msg)
+                            if msg.get("type") == want["type"]:
+                                seen += 1
                     elif "wait_close" in step:
                         try:
                             while True:

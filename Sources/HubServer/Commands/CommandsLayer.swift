@@ -8,8 +8,8 @@ import HubTelemetry
 import Logging
 
 /// The command queue as a service of the hub (it starts after the stores and identity, and
-/// stops before them): the session, command and lease services, the node's channel for
-/// device wake-ups, and three periodic jobs — the queue keeper (marker check and rebuild), the
+/// stops before them): the session, command, lease and device-stream services, the node's
+/// channel for device wake-ups and other nodes' requests (`DeviceRouter`), and three periodic jobs — the queue keeper (marker check and rebuild), the
 /// reaper, and the reconciler.
 final class CommandsLayer: HubService, @unchecked Sendable {
     // @unchecked: every `var` is written once in `start()`, before the listeners bind, and only
@@ -26,20 +26,25 @@ final class CommandsLayer: HubService, @unchecked Sendable {
     private let connections: DeviceConnections
     private let metrics: QueueMetrics
     private let logger: Logger
+    /// Drops a device's tokens from this node's memories (a `revoke` from another node).
+    private let forgetDevice: @Sendable (UUID) -> Void
 
     private(set) var context: CommandContext!
     private(set) var sessions: SessionService!
     private(set) var commands: CommandService!
     private(set) var leases: LeaseService!
+    private(set) var streams: DeviceStreamService!
     private(set) var keeper: QueueKeeper!
     private(set) var router: DeviceRouter!
     private var jobs: [PeriodicService] = []
     private var nodeChannel: ChannelSubscriber?
-    private var history: RoomHistory?
+    private let rooms: RoomsLayer
 
-    init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, application: HTTPApplication, connections: DeviceConnections,
-         registry: MetricsRegistry, logger: Logger) {
+    init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, rooms: RoomsLayer, application: HTTPApplication,
+         connections: DeviceConnections, registry: MetricsRegistry, logger: Logger, forgetDevice: @escaping @Sendable (UUID) -> Void) {
         self.config = config
+        self.rooms = rooms
+        self.forgetDevice = forgetDevice
         self.application = application
         self.loops = loops
         self.dataStores = dataStores
@@ -58,17 +63,18 @@ final class CommandsLayer: HubService, @unchecked Sendable {
         guard let stores = dataStores.stores else { throw ConfigError(message: "commands: the stores did not start") }
         let distributed = config.redisURL != nil
         router = DeviceRouter(nodeID: config.nodeID, connections: connections, waiters: waiters, keyValue: stores.keyValue,
-                              pubSub: stores.pubSub, distributed: distributed, logger: logger)
+                              pubSub: stores.pubSub, distributed: distributed, logger: logger,
+                              forgetDevice: forgetDevice)
         var configuration = CommandsConfiguration()
         configuration.sessionApprovalTTL = .milliseconds(Int64(config.sessionApprovalTTL * 1000))
         configuration.deviceQueueCap = config.deviceQueueCap
-        let history = RoomHistory(streams: stores.streams, logger: logger)
-        self.history = history
+        guard let history = rooms.history else { throw ConfigError(message: "commands: the rooms did not start") }
         context = CommandContext(stores: stores, events: history, wakeups: router,
                                  configuration: configuration, metrics: metrics, gate: gate, logger: logger)
         sessions = SessionService(context: context)
         commands = CommandService(context: context)
         leases = LeaseService(context: context)
+        streams = DeviceStreamService(context: context)
         keeper = QueueKeeper(context: context, nodeID: config.nodeID)
 
         // Rebuild (or find built) before serving, so a restarted embedded hub claims from its
@@ -123,6 +129,5 @@ final class CommandsLayer: HubService, @unchecked Sendable {
         jobs = []
         await nodeChannel?.stop()
         nodeChannel = nil
-        await history?.finish()
     }
 }

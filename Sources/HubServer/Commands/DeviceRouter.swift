@@ -12,6 +12,10 @@ import Logging
 /// socket (its presence) and the node where a long poll of it waits (`poll:<device>`). No
 /// message goes to every node. Pub/sub is at most once: a lost wake-up costs the device its
 /// next claim interval, never a command.
+///
+/// The same channel carries what a node asks of the node holding a device's socket: `replace`
+/// (the device connected again elsewhere: close with 4509, leaving the presence alone) and
+/// `revoke` (disabled or secret rotated: forget its tokens, close with 4503).
 struct DeviceRouter: DeviceWakeups {
     let nodeID: String
     let connections: DeviceConnections
@@ -21,6 +25,8 @@ struct DeviceRouter: DeviceWakeups {
     /// False on the embedded store: one process, so every device is local.
     let distributed: Bool
     let logger: Logger
+    /// Drops the device's tokens from this node's memories (a revocation).
+    let forgetDevice: @Sendable (UUID) -> Void
 
     static let availableText = #"{"type":"command.available"}"#
     static func cancelText(_ commandID: UUID) -> String { #"{"type":"command.cancel","command_id":""# + commandID.lowercasedString + #""}"# }
@@ -49,8 +55,27 @@ struct DeviceRouter: DeviceWakeups {
         case "cancel":
             guard let commandID = message.command_id.flatMap(UUID.init(uuidString:)) else { return }
             connections.send(deviceID: deviceID, text: Self.cancelText(commandID))
+        case "replace":
+            connections.close(deviceID: deviceID, code: .replaced, reason: "replaced by a newer connection")
+        case "revoke":
+            forgetDevice(deviceID)
+            connections.close(deviceID: deviceID, code: .forbidden, reason: String((message.reason ?? "revoked").prefix(120)))
         default:
             break
+        }
+    }
+
+    /// Asks `node` (which the device's presence names) to perform `message` for the device.
+    /// Best effort, like every node message: a lost `replace` leaves an older socket open until
+    /// the device closes it, a lost `revoke` until that socket's next token check.
+    func send(_ message: NodeMessage, to node: String) async {
+        guard distributed, node != nodeID else { return }
+        do {
+            try await pubSub.publish(Self.channel(node), Array(try JSONEncoder().encode(message)))
+        } catch {
+            logger.warning("node message not published", metadata: [
+                "op": .string(message.op), "device_id": .string(message.device_id), "node": .string(node), "error": .string("\(error)"),
+            ])
         }
     }
 
@@ -79,7 +104,10 @@ struct DeviceRouter: DeviceWakeups {
 
 /// What one node asks another to do for a device it holds.
 struct NodeMessage: Codable, Equatable {
+    /// available, cancel, replace, revoke.
     var op: String
     var device_id: String
     var command_id: String?
+    /// revoke: the close reason.
+    var reason: String?
 }

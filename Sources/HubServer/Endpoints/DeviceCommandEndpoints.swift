@@ -4,8 +4,9 @@ import HubCommands
 import HubHTTP
 import HubStore
 
-/// The device's queue over REST: claim (with a long poll), extend, release, progress, result.
-/// A command of another device is 404; a stale lease is 409 with the command's state.
+/// The device's queue over REST: claim (with a long poll), extend, release, progress, result,
+/// and log batches (the REST fallback of the socket's `logs`). A command of another device is
+/// 404; a stale lease is 409 with the command's state.
 enum DeviceCommandEndpoints {
     static func install(on app: HTTPApplication, layer: CommandsLayer) {
         struct Claim: Decodable { var max: Int?; var wait_seconds: Double? }
@@ -52,6 +53,28 @@ enum DeviceCommandEndpoints {
             guard body.status == "succeeded" || body.status == "failed" else { throw Problem.invalidArgument("status must be succeeded or failed") }
             return jsonText(try await layer.leases.result(deviceID: device, commandID: id, token: try leaseToken(body.lease_token),
                                                           succeeded: body.status == "succeeded", exitCode: body.exit_code, output: body.output).json)
+        }
+        installLogs(on: app, layer: layer)
+    }
+
+    /// `POST /api/v1/device/commands/{id}/logs`: a batch of the command's lines, deduplicated
+    /// by seq against what is stored (a resend answers `duplicates`), as the socket's `logs`.
+    static func installLogs(on app: HTTPApplication, layer: CommandsLayer) {
+        struct Logs: Decodable { var lease_token: String?; var lines: [DeviceStreamMessage.LineBody] }
+        app.route(.post, "/api/v1/device/commands/:id/logs", guard: .device) { _, ctx in
+            let (device, id) = try target(ctx)
+            let body = try ctx.json(Logs.self)
+            guard (1...DeviceStreamService.maxLinesPerBatch).contains(body.lines.count) else {
+                throw Problem.invalidArgument("lines must have 1...\(DeviceStreamService.maxLinesPerBatch) lines")
+            }
+            let lines = try body.lines.map { line throws(Problem) in
+                DeviceStreamService.Line(stream: try DeviceStreamMessage.stream(line.stream), seq: line.seq, data: line.data)
+            }
+            try DeviceStreamService.validate(lines)
+            let token = try body.lease_token.map { raw throws(Problem) in try leaseToken(raw) }
+            let held = try await layer.streams.held(deviceID: device, commandID: id, leaseToken: token)
+            let appended = try await layer.streams.append(lines, to: held)
+            return jsonText("{\"accepted\":\(appended.accepted),\"duplicates\":\(appended.duplicates)}")
         }
     }
 

@@ -52,7 +52,7 @@ enum DeviceEndpoints {
             guard case .device(let device) = ctx.principal, let token = bearerToken(request) else { throw Problem.unauthenticated() }
             return WebSocketUpgrade.respond(to: ctx, policy: policy, settings: settings) { _ in
                 DeviceSocket(device: device, token: token, registry: layer.deviceConnections, authority: authority,
-                             presence: presence, revalidateInterval: 60, leases: { commands.leases })
+                             presence: presence, revalidateInterval: 60, commands: commands)
             }
         }
     }
@@ -66,7 +66,7 @@ enum CustomerSocketEndpoint {
     /// Rooms one connection may watch at once.
     static let maxRooms = 100
 
-    static func install(on app: HTTPApplication, identity layer: IdentityLayer, settings: WebSocketSettings, policy: HandshakePolicy) {
+    static func install(on app: HTTPApplication, identity layer: IdentityLayer, rooms: RoomsLayer, settings: WebSocketSettings, policy: HandshakePolicy) {
         let authority = IdentitySocketAuthority(layer: layer)
         let logger = app.logger
         app.route(.get, "/ws/customer", guard: .anonymous) { request, ctx in
@@ -76,7 +76,7 @@ enum CustomerSocketEndpoint {
             }
             let preauthenticated = user
             return WebSocketUpgrade.respond(to: ctx, policy: policy, settings: settings) { _ in
-                CustomerSocket(authority: authority, preauthenticated: preauthenticated, maxRooms: maxRooms,
+                CustomerSocket(authority: authority, rooms: rooms, preauthenticated: preauthenticated, maxRooms: maxRooms,
                                authDeadline: layer.config.customerAuthDeadline, logger: logger)
             }
         }

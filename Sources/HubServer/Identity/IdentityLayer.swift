@@ -8,8 +8,8 @@ import Logging
 
 /// The identity layer as a service: built once the stores run (it starts after them and stops
 /// before them), it holds the identity services, the Supabase JWT verifier with its JWKS
-/// refresher, one verified-token cache per loop, and the subscription that closes revoked
-/// devices' sockets on this node. It plugs the guard stages into the application.
+/// refresher, and one verified-token cache per loop; a revoked device's socket is closed on the
+/// node that holds it (`closeDeviceSockets`). It plugs the guard stages into the application.
 final class IdentityLayer: HubService, @unchecked Sendable {
     // @unchecked: every `var` below is written once in `start()`, before the listeners bind
     // (the service group starts before `HubServer` accepts), and only read afterwards.
@@ -17,6 +17,8 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     let config: ServerConfig
     let loops: [EventLoop]
     let deviceConnections: DeviceConnections
+    /// Names the node holding a device's socket, where a revocation is sent.
+    let presence: DevicePresence
     private let dataStores: DataStores
     private let application: HTTPApplication
     let logger: Logger
@@ -37,11 +39,9 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     let userRoles: LoopLocal<RecentLookups<UUID, [UUID: MemberRole]>>
     let apiKeys: LoopLocal<RecentLookups<String, APIKeyPrincipal>>
 
-    /// The pub/sub channel on which a node announces a device whose sockets must close.
-    static let deviceControlChannel = "device-control"
-
     init(config: ServerConfig, loops: [EventLoop], dataStores: DataStores, application: HTTPApplication,
-         deviceConnections: DeviceConnections, registry: MetricsRegistry, logger: Logger) {
+         deviceConnections: DeviceConnections, presence: DevicePresence, registry: MetricsRegistry, logger: Logger) {
+        self.presence = presence
         self.config = config
         self.loops = loops
         self.dataStores = dataStores
@@ -68,7 +68,6 @@ final class IdentityLayer: HubService, @unchecked Sendable {
         audit = AuditLog(records: stores.records, logger: logger)
         try await startJWT()
 
-        subscribeToDeviceControl()
         // An embedder (or a test) may have installed its own stages.
         if application.authenticator == nil { application.authenticator = HubAuthenticator(layer: self) }
         if application.rateLimiter == nil {
@@ -78,46 +77,26 @@ final class IdentityLayer: HubService, @unchecked Sendable {
     }
 
     func stop() async {
-        await controlSubscriber?.stop()
-        controlSubscriber = nil
         await jwksRefresher?.stop()
     }
 
-    private var controlSubscriber: ChannelSubscriber?
-
-    /// Subscribes to the device-control channel: a revoked device's socket closes on whichever
-    /// node holds it.
-    private func subscribeToDeviceControl() {
-        let connections = deviceConnections, log = logger
-        let subscriber = ChannelSubscriber(channel: Self.deviceControlChannel, pubSub: stores.pubSub, loop: loops[0], logger: logger) { [weak self] message in
-            guard let control = try? JSONDecoder().decode(DeviceControl.self, from: Data(message.payload)) else {
-                log.warning("unreadable device control message", metadata: ["bytes": .stringConvertible(message.payload.count)])
-                return
-            }
-            self?.forgetDeviceTokens(control.device_id)
-            connections.close(deviceID: control.device_id, code: .forbidden, reason: control.reason)
-        }
-        subscriber.start()
-        controlSubscriber = subscriber
-    }
-
-    /// Closes the device's sockets on every node: locally at once, elsewhere through pub/sub
-    /// (at most once; a node that misses it closes the socket at the next token re-check).
+    /// Closes the device's sockets wherever they are: on this node at once; on the node that
+    /// holds its socket (its presence) through that node's channel, never a message to every
+    /// node. Pub/sub is at most once: a node that misses it closes the socket at the next token
+    /// re-check. Other nodes that validated the device's token within the last second may
+    /// accept it for the rest of that second (`validateDeviceToken`).
     func closeDeviceSockets(_ deviceID: UUID, reason: String) async {
         forgetDeviceTokens(deviceID)
         deviceConnections.close(deviceID: deviceID, code: .forbidden, reason: reason)
-        let payload = (try? JSONEncoder().encode(DeviceControl(device_id: deviceID, reason: reason))).map { Array($0) } ?? []
+        guard config.redisURL != nil else { return }
         do {
-            try await stores.pubSub.publish(Self.deviceControlChannel, payload)
+            guard let node = try await presence.holder(deviceID), node != config.nodeID else { return }
+            let message = NodeMessage(op: "revoke", device_id: deviceID.lowercasedString, reason: reason)
+            try await stores.pubSub.publish(DeviceRouter.channel(node), Array(try JSONEncoder().encode(message)))
         } catch {
-            logger.warning("device control message not published; other nodes close the socket at its next token check",
+            logger.warning("device revocation not sent to the node holding its socket; it closes at its next token check",
                            metadata: ["device_id": .string(deviceID.uuidString), "error": .string("\(error)")])
         }
-    }
-
-    private struct DeviceControl: Codable {
-        var device_id: UUID
-        var reason: String
     }
 
     /// `--hash-key` when given; otherwise (embedded store only, `validate()` enforces it) a
@@ -183,9 +162,9 @@ extension IdentityLayer {
 extension IdentityLayer {
     /// The device a token speaks for: from this loop's one-second memory when it validated the
     /// token lately, else from the store (which also slides the token's TTL). A revocation
-    /// reaches the memories at once on the node that made it and through the device-control
-    /// message on the others; only a lost message leaves a revoked token usable, for at most
-    /// one second (its sockets are re-checked at the next heartbeat).
+    /// reaches the memories at once on the node that made it and on the node holding its socket
+    /// (the `revoke` node message); elsewhere a revoked token stays usable for at most one
+    /// second (its sockets are re-checked at the next heartbeat).
     func validateDeviceToken(_ token: String, on loop: EventLoop) async throws -> DevicePrincipal {
         let memory = deviceTokens.forCurrent(loop)
         if let known = memory?.value(for: token, now: loop.now) { return known }

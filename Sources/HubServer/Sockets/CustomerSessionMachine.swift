@@ -32,6 +32,10 @@ struct CustomerSessionMachine {
         case roomChecked(id: String?, room: String, allowed: Bool, recheck: Bool)
         /// A first check could not run (a store outage): the subscription is withdrawn.
         case roomCheckUnavailable(id: String?, room: String)
+        /// The room's events reach the connection; what the history read found.
+        case joined(id: String?, room: String, epoch: String, offset: UInt64, recovered: Bool)
+        /// The node could not subscribe to the room or read its history (a store outage).
+        case joinFailed(id: String?, room: String)
         case authDeadlinePassed
         /// The expiry timer fired; `now` (unix s) is checked against the current token's exp,
         /// since a refresh may have moved it.
@@ -43,6 +47,11 @@ struct CustomerSessionMachine {
         case close(code: UInt16, reason: String)
         case verify(token: String, id: String?)
         case checkRoom(room: String, user: UserPrincipal, id: String?, recheck: Bool)
+        /// Enter the room and read its history from `since`; answer with `joined`/`joinFailed`.
+        case join(room: String, since: RoomResume.Since?, id: String?)
+        /// Send the replay and go live (after the ack went out).
+        case activate(room: String)
+        case leave(room: String)
         case scheduleExpiry(atUnixSeconds: Int64)
         case cancelAuthDeadline
     }
@@ -50,8 +59,11 @@ struct CustomerSessionMachine {
     let maxRooms: Int
     private(set) var state: State = .awaitingAuth
     private(set) var rooms: Set<String> = []
-    /// Rooms whose check is under way; an `unsubscribe` meanwhile cancels the subscription.
+    /// Rooms whose check or join is under way; an `unsubscribe` meanwhile cancels the
+    /// subscription.
     private(set) var pendingRooms: Set<String> = []
+    /// Where each pending subscription resumes from.
+    private var pendingSince: [String: RoomResume.Since] = [:]
 
     init(maxRooms: Int) { self.maxRooms = maxRooms }
 
@@ -117,45 +129,58 @@ struct CustomerSessionMachine {
         case (_, .expiryTimer):
             return []
 
-        case (.authenticated(let user), .message(.subscribe(let id, let raw))):
+        case (.authenticated(let user), .message(.subscribe(let id, let raw, let since))):
             guard let room = RoomName.canonical(raw) else {
                 return [.send(.error(id: id, code: "invalid_argument", message: "rooms are session:<uuid>, device:<uuid> or org:<uuid>"))]
             }
+            // Subscribing twice is harmless: the events keep coming, nothing is replayed.
             if rooms.contains(room) { return [.send(.ack(id: id, fields: ["room": .string(room)]))] }
             guard rooms.count + pendingRooms.count < maxRooms, !pendingRooms.contains(room) else {
                 return [.send(.error(id: id, code: "too_many_rooms", message: "at most \(maxRooms) rooms per connection"))]
             }
             pendingRooms.insert(room)
+            pendingSince[room] = since
             return [.checkRoom(room: room, user: user, id: id, recheck: false)]
         case (.authenticated, .roomChecked(let id, let room, let allowed, let recheck)):
             if recheck {
                 guard !allowed, rooms.remove(room) != nil else { return [] }
-                return [.send(.unsubscribed(room: room, reason: "not_found"))]
+                return [.send(.unsubscribed(room: room, reason: "not_found")), .leave(room: room)]
             }
             // Unsubscribed while the check ran: the subscription was withdrawn.
-            guard pendingRooms.remove(room) != nil else { return [] }
+            guard pendingRooms.contains(room) else { return [] }
             guard allowed else {
+                pendingRooms.remove(room)
+                pendingSince[room] = nil
                 // The same answer as for a room that does not exist.
                 return [.send(.error(id: id, code: "not_found", message: "no such room"))]
             }
+            return [.join(room: room, since: pendingSince.removeValue(forKey: room), id: id)]
+        case (.authenticated, .joined(let id, let room, let epoch, let offset, let recovered)):
+            // Unsubscribed while it joined: leave again.
+            guard pendingRooms.remove(room) != nil else { return [.leave(room: room)] }
             rooms.insert(room)
-            return [.send(.ack(id: id, fields: ["room": .string(room)]))]
-        case (.authenticated, .roomCheckUnavailable(let id, let room)):
+            return [.send(.ack(id: id, fields: ["room": .string(room), "epoch": .string(epoch), "offset": .int(Int64(offset)), "recovered": .bool(recovered)])),
+                    .activate(room: room)]
+        case (.authenticated, .joinFailed(let id, let room)), (.authenticated, .roomCheckUnavailable(let id, let room)):
             guard pendingRooms.remove(room) != nil else { return [] }
-            return [.send(.error(id: id, code: "unavailable", message: "could not check the room; retry shortly"))]
+            pendingSince[room] = nil
+            return [.send(.error(id: id, code: "unavailable", message: "could not subscribe to the room; retry shortly"))]
         case (.authenticated, .message(.unsubscribe(let id, let raw))):
             guard let room = RoomName.canonical(raw) else {
                 return [.send(.error(id: id, code: "invalid_argument", message: "rooms are session:<uuid>, device:<uuid> or org:<uuid>"))]
             }
             rooms.remove(room)
             pendingRooms.remove(room)
-            return [.send(.ack(id: id, fields: ["room": .string(room)]))]
+            pendingSince[room] = nil
+            return [.leave(room: room), .send(.ack(id: id, fields: ["room": .string(room)]))]
         case (.authenticated, .message(.ping(let id))):
             return [.send(.ack(id: id, fields: [:]))]
         case (.authenticated, .message(.unknown(let id, let type))):
             return [.send(.error(id: id, code: "unknown_type", message: "unknown message type \(type)"))]
 
-        case (_, .roomChecked), (_, .roomCheckUnavailable), (_, .verified), (_, .verificationFailed), (_, .verificationUnavailable):
+        case (_, .joined(_, let room, _, _, _)):
+            return [.leave(room: room)]
+        case (_, .roomChecked), (_, .roomCheckUnavailable), (_, .joinFailed), (_, .verified), (_, .verificationFailed), (_, .verificationUnavailable):
             return []
         }
     }
@@ -170,14 +195,14 @@ extension ClientEnvelope {
     /// The customer socket's message types, with their fields checked.
     enum Kind: Equatable {
         case auth(id: String?, token: String)
-        case subscribe(id: String?, room: String)
+        case subscribe(id: String?, room: String, since: RoomResume.Since?)
         case unsubscribe(id: String?, room: String)
         case ping(id: String?)
         case unknown(id: String?, type: String)
 
         var id: String? {
             switch self {
-            case .auth(let id, _), .subscribe(let id, _), .unsubscribe(let id, _), .ping(let id), .unknown(let id, _): return id
+            case .auth(let id, _), .subscribe(let id, _, _), .unsubscribe(let id, _), .ping(let id), .unknown(let id, _): return id
             }
         }
     }
@@ -190,7 +215,11 @@ extension ClientEnvelope {
             return .success(.auth(id: id, token: token))
         case "subscribe":
             guard let room else { return .failure(.error(id: id, code: "invalid_message", message: "subscribe needs a room")) }
-            return .success(.subscribe(id: id, room: room))
+            guard let since else { return .success(.subscribe(id: id, room: room, since: nil)) }
+            guard since.offset >= 0, !since.epoch.isEmpty, since.epoch.utf8.count <= 64 else {
+                return .failure(.error(id: id, code: "invalid_message", message: "since is {epoch: the epoch you last saw (1-64 characters), offset: the last offset you received (>= 0)}"))
+            }
+            return .success(.subscribe(id: id, room: room, since: RoomResume.Since(epoch: since.epoch, offset: UInt64(since.offset))))
         case "unsubscribe":
             guard let room else { return .failure(.error(id: id, code: "invalid_message", message: "unsubscribe needs a room")) }
             return .success(.unsubscribe(id: id, room: room))

@@ -16,23 +16,30 @@ final class CustomerSocket: WebSocketDelegate {
     private let preauthenticated: UserPrincipal?
     private let authDeadline: Double
     private let logger: Logger
+    private let roomsLayer: RoomsLayer
     private weak var ws: WebSocketConnection?
+    /// The connection's memberships (made when the socket opens).
+    private var subscriber: RoomSubscriber?
     private var deadlineTimer: TimerHandle?
     private var expiryTimer: TimerHandle?
+    /// Join results between the history read and the ack (`activate` sends their replay).
+    private var joined: [String: RoomSubscriber.Joined] = [:]
 
-    init(authority: any SocketAuthority, preauthenticated: UserPrincipal?, maxRooms: Int, authDeadline: Double, logger: Logger) {
+    init(authority: any SocketAuthority, rooms: RoomsLayer, preauthenticated: UserPrincipal?, maxRooms: Int, authDeadline: Double, logger: Logger) {
         self.authority = authority
+        roomsLayer = rooms
         self.preauthenticated = preauthenticated
         self.authDeadline = authDeadline
         self.logger = logger
         machine = CustomerSessionMachine(maxRooms: maxRooms)
     }
 
-    /// The rooms this connection is subscribed to (tests, and the rooms layer later).
+    /// The rooms this connection is subscribed to (tests).
     var rooms: Set<String> { machine.rooms }
 
     func webSocketOpened(_ ws: WebSocketConnection) {
         self.ws = ws
+        subscriber = roomsLayer.subscriber(for: ws, loop: ws.channel.loop)
         if preauthenticated == nil {
             deadlineTimer = ws.channel.loop.schedule(after: UInt64(authDeadline * 1e9)) { [weak self] in
                 self?.handle(.authDeadlinePassed)
@@ -55,6 +62,13 @@ final class CustomerSocket: WebSocketDelegate {
     func webSocketClosed(_ ws: WebSocketConnection, code: WebSocketCloseCode?, reason: String) {
         deadlineTimer?.cancel()
         expiryTimer?.cancel()
+        // The two-way index: the connection leaves all its rooms at once.
+        subscriber?.leaveAll()
+        subscriber = nil
+    }
+
+    func webSocketWritable(_ ws: WebSocketConnection) {
+        subscriber?.writable()
     }
 
     private func handle(_ event: CustomerSessionMachine.Event) {
@@ -93,6 +107,29 @@ final class CustomerSocket: WebSocketDelegate {
                     self?.handle(.verificationUnavailable(id: id))
                 }
             }
+        case .join(let room, let since, let id):
+            guard let subscriber else {
+                handle(.joinFailed(id: id, room: room))
+                return
+            }
+            let layer = roomsLayer, logger = self.logger
+            Task(executorPreference: loop) { [weak self] in
+                do {
+                    try await subscriber.enter(room)
+                    let joined = try await layer.resume(room, since: since)
+                    self?.joined[room] = joined
+                    self?.handle(.joined(id: id, room: room, epoch: joined.epoch, offset: joined.offset, recovered: joined.recovered))
+                } catch {
+                    logger.warning("room join failed", metadata: ["room": .string(room), "error": .string("\(error)")])
+                    subscriber.leave(room)
+                    self?.handle(.joinFailed(id: id, room: room))
+                }
+            }
+        case .activate(let room):
+            if let joined = joined.removeValue(forKey: room) { subscriber?.activate(room, joined) }
+        case .leave(let room):
+            joined[room] = nil
+            subscriber?.leave(room)
         case .checkRoom(let room, let user, let id, let recheck):
             guard let parsed = RoomName.parse(room) else { return }
             let authority = self.authority, logger = self.logger

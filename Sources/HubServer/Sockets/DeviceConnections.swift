@@ -8,9 +8,10 @@ import Synchronization
 /// its loop's thread, so registering and looking up take no lock).
 ///
 /// A device that connects twice keeps the newer socket: registering closes an older one of the
-/// same device on any loop of this node with `replaced` (4509). Disabling a device or rotating
-/// its secret closes its socket wherever it is: the node that made the change publishes a
-/// control message and every node calls `close(deviceID:code:)`.
+/// same device on any loop of this node with `replaced` (4509); an older one on another node is
+/// closed by that node on a `replace` message (`DeviceSocket`, `DeviceRouter`). Disabling a
+/// device or rotating its secret closes its socket wherever it is: here directly, on the node
+/// its presence names through a `revoke` message, which calls `close(deviceID:code:)`.
 public final class DeviceConnections: @unchecked Sendable {
     // @unchecked: `tables[i]` is touched only on loop i (every access goes through
     // `loop.execute` or runs on that loop); `sequence` is atomic.

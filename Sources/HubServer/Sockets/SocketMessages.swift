@@ -16,6 +16,8 @@ struct ClientEnvelope: Decodable {
     /// wrong type (`queueFieldsInvalid`).
     var queue: DeviceQueueMessage?
     var queueFieldsInvalid = false
+    /// A device socket's stream message (`DeviceStreamMessage.types`), likewise.
+    var deviceStream: DeviceStreamMessage?
 
     struct Since: Decodable, Equatable {
         var epoch: String
@@ -33,17 +35,19 @@ struct ClientEnvelope: Decodable {
         since = try c.decodeIfPresent(Since.self, forKey: .since)
         if DeviceQueueMessage.types.contains(type) {
             do { queue = try DeviceQueueMessage(from: decoder) } catch { queueFieldsInvalid = true }
+        } else if DeviceStreamMessage.types.contains(type) {
+            deviceStream = try? DeviceStreamMessage(from: decoder)
         }
     }
 
-    /// Largest client message either socket accepts (control messages are small; device log
-    /// batches have their own limit in the rooms layer).
+    /// Largest client message either socket accepts by default (control messages are small;
+    /// the device socket allows log batches more, `DeviceStreamMessage.maxBytes`).
     static let maxBytes = 64 * 1024
     /// Longest correlation id echoed back.
     static let maxIDLength = 128
 
     /// Parses one text message, or says why it is not an envelope.
-    static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<ClientEnvelope, ServerMessage> {
+    static func parse(_ bytes: UnsafeRawBufferPointer, maxBytes: Int = ClientEnvelope.maxBytes) -> Result<ClientEnvelope, ServerMessage> {
         guard bytes.count <= maxBytes else { return .failure(.error(id: nil, code: "message_too_large", message: "messages are at most \(maxBytes) bytes")) }
         do {
             let envelope = try JSONDecoder().decode(ClientEnvelope.self, from: Data(bytes))

@@ -6,29 +6,43 @@ import Synchronization
 /// The kept entries are always the consecutive offsets `latest - count + 1 ... latest`, so a
 /// read finds `since + 1` by arithmetic instead of a search. Trimming drops from the front and
 /// never touches `latest`, so an offset is never reused while the stream exists; with `ttl`,
-/// the stream (entries and `latest`) expires as a whole, as on Redis.
+/// the stream (entries, `latest` and epoch) expires as a whole, as on Redis. Streams live in
+/// memory, so a restarted process starts every stream in a new epoch.
 public final class EmbeddedStreamStore: StreamStore {
     private let table = Mutex(ExpiringTable<StreamLog>())
 
     public init() {}
 
-    public func append(_ stream: String, _ payload: [UInt8], maxLength: Int, ttl: Duration?) async throws(StoreError) -> UInt64 {
+    public func append(_ stream: String, _ payload: [UInt8], maxLength: Int, ttl: Duration?) async throws(StoreError) -> StreamPosition {
         try StoreLimits.check(key: stream)
         try StoreLimits.check(value: payload)
         let keep = HotStateChecks.clampStreamLength(maxLength)
+        return try withLog(stream, ttl: ttl) { log in
+            StreamPosition(offset: log.append(payload, keep: keep), epoch: log.epoch)
+        }
+    }
+
+    public func open(_ stream: String, ttl: Duration?) async throws(StoreError) -> StreamPosition {
+        try StoreLimits.check(key: stream)
+        return try withLog(stream, ttl: ttl) { log in StreamPosition(offset: log.latest, epoch: log.epoch) }
+    }
+
+    /// Runs `body` on the stream's log, created (with a new epoch) when it does not exist, and
+    /// restarts its clock.
+    private func withLog<R>(_ stream: String, ttl: Duration?, _ body: (inout StreamLog) -> R) throws(StoreError) -> R {
         let ms = try ttl.map { ttl throws(StoreError) in try HotStateChecks.milliseconds(ttl) }
         let now = ContinuousClock.now
         let deadline = ms.map { now + .milliseconds($0) }
         return table.withLock { table in
-            let appended = table.modify(stream, now: now) { entry in
+            let result = table.modify(stream, now: now) { entry in
                 entry.deadline = deadline
-                return entry.value.append(payload, keep: keep)
+                return body(&entry.value)
             }
-            if let appended { return appended }
-            var log = StreamLog()
-            let offset = log.append(payload, keep: keep)
+            if let result { return result }
+            var log = StreamLog(epoch: StreamPosition.newEpoch())
+            let created = body(&log)
             table.store(stream, .init(value: log, deadline: deadline), now: now)
-            return offset
+            return created
         }
     }
 
@@ -51,9 +65,12 @@ public final class EmbeddedStreamStore: StreamStore {
 
 /// One stream's kept entries: `payloads[head...]` hold offsets `latest - count + 1 ... latest`.
 struct StreamLog {
+    let epoch: String
     private var payloads: [[UInt8]] = []
     private var head = 0
     private(set) var latest: UInt64 = 0
+
+    init(epoch: String) { self.epoch = epoch }
 
     var count: Int { payloads.count - head }
 
@@ -79,7 +96,7 @@ struct StreamLog {
     func read(after since: UInt64, limit: Int) -> StreamRead {
         guard since < latest else {
             // Nothing after `since`; a reader ahead of `latest` saw a stream that is gone.
-            return StreamRead(entries: [], latestOffset: latest, recovered: since == latest)
+            return StreamRead(entries: [], latestOffset: latest, recovered: since == latest, epoch: epoch)
         }
         let oldest = latest - UInt64(count) + 1
         let recovered = oldest <= since + 1
@@ -91,6 +108,6 @@ struct StreamLog {
         for i in start..<end {
             entries.append(StreamEntry(offset: first + UInt64(i - start), payload: payloads[i]))
         }
-        return StreamRead(entries: entries, latestOffset: latest, recovered: recovered)
+        return StreamRead(entries: entries, latestOffset: latest, recovered: recovered, epoch: epoch)
     }
 }

@@ -115,6 +115,10 @@ public protocol RecordStore: Sendable {
     /// many were new.
     @discardableResult
     func appendLogLines(_ lines: [ExecutionLogLine]) async throws(StoreError) -> Int
+    /// As `appendLogLines`, and says which lines were new: their seqs, in the order given (a
+    /// seq repeated within the batch counts once). Several commands' lines may share a batch
+    /// only when their seqs do not collide; the hub writes one command per call.
+    func appendLogLinesReportingNew(_ lines: [ExecutionLogLine]) async throws(StoreError) -> [Int64]
     /// A command's lines by seq, after `afterSeq`, at most `limit`.
     func logLines(commandID: UUID, afterSeq: Int64, limit: Int) async throws(StoreError) -> [ExecutionLogLine]
 

@@ -79,34 +79,45 @@ extension SQLRecordStore {
 
     // MARK: execution logs
 
-    /// `ON CONFLICT DO NOTHING` skips resent seqs (also within a batch); the affected-row count
-    /// is the number of new lines. The batch is written differently per dialect, for speed:
-    /// PostgreSQL takes it in one statement (one round trip), the batch as one JSON array
-    /// parameter unpacked by `jsonb_array_elements`; SQLite, where a statement costs no round
-    /// trip, runs one INSERT per line in one transaction.
     @discardableResult
     public func appendLogLines(_ lines: [ExecutionLogLine]) async throws(StoreError) -> Int {
+        try await appendLogLinesReportingNew(lines).count
+    }
+
+    /// `ON CONFLICT DO NOTHING` skips resent seqs (also within a batch); what was inserted is
+    /// what was new. The batch is written differently per dialect, for speed: PostgreSQL takes
+    /// it in one statement (one round trip), the batch as one JSON array parameter unpacked by
+    /// `jsonb_array_elements`, and names the inserted seqs with `RETURNING`; SQLite, where a
+    /// statement costs no round trip, runs one INSERT per line in one transaction and reads
+    /// each one's affected-row count.
+    public func appendLogLinesReportingNew(_ lines: [ExecutionLogLine]) async throws(StoreError) -> [Int64] {
         let checked = try RecordValidation.logLines(lines)
-        if checked.isEmpty { return 0 }
+        if checked.isEmpty { return [] }
         switch dialect {
         case .postgres:
             let batch = checked.map { l in
                 LogLineParameter(c: l.commandID.uuidString.lowercased(), s: l.seq, t: l.stream.rawValue, l: l.line, a: RecordTime.millisChecked(l.at) ?? 0)
             }
             guard let data = try? JSONEncoder().encode(batch) else { throw .backend("cannot encode log lines as JSON") }
-            return try await run("""
+            let inserted = try await many("""
                 INSERT INTO \(table: .logs) (command_id, seq, stream, line, at)
                 SELECT (e->>'c')::uuid, (e->>'s')::bigint, e->>'t', e->>'l',
                        'epoch'::timestamptz + (e->>'a')::bigint * interval '1 millisecond'
                 FROM jsonb_array_elements(\(.json(String(decoding: data, as: UTF8.self)))) WITH ORDINALITY AS x(e, n)
                 ORDER BY n
                 ON CONFLICT (command_id, seq) DO NOTHING
-                """).affectedRows
+                RETURNING seq
+                """) { cells throws(StoreError) in try cells.int(0) }
+            // RETURNING's row order is not promised: give them back in the order given.
+            let new = Set(inserted)
+            var seen = Set<Int64>()
+            return checked.compactMap { l in new.contains(l.seq) && seen.insert(l.seq).inserted ? l.seq : nil }
         case .sqlite:
             let steps = checked.map { l in
                 RecordBatch.Step(query: "\(RecordQuery.insert(.logs, RecordColumns.logLine(l))) ON CONFLICT (command_id, seq) DO NOTHING")
             }
-            return try await database.run(RecordBatch(steps, atomic: true)).reduce(0) { $0 + ($1?.affectedRows ?? 0) }
+            let outcomes = try await database.run(RecordBatch(steps, atomic: true))
+            return zip(checked, outcomes).compactMap { l, outcome in (outcome?.affectedRows ?? 0) > 0 ? l.seq : nil }
         }
     }
 
