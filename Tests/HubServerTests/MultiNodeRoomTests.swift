@@ -70,9 +70,11 @@ final class MultiNodeRoomTests: XCTestCase {
             }
         }
 
-        /// The room's history offsets as Redis holds them (redis-cli: an independent reader).
+        /// The room's history offsets as Redis holds them (redis-cli: an independent reader). The
+        /// key is `dh:stream:{<byte length>:<stream name>}` (`protocol/redis-keys.md`).
         func historyOffsets() throws -> [Int] {
-            let text = String(decoding: try redis.cli(["XRANGE", "dh:stream:room:\(room)", "-", "+"]), as: UTF8.self)
+            let stream = "room:\(room)"
+            let text = String(decoding: try redis.cli(["XRANGE", "dh:stream:{\(stream.utf8.count):\(stream)}", "-", "+"]), as: UTF8.self)
             return text.split(separator: "\n").compactMap { line in
                 line.hasSuffix("-0") ? Int(line.dropLast(2)) : nil
             }
