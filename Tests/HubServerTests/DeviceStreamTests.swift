@@ -11,6 +11,7 @@ import XCTest
 final class DeviceStreamTests: XCTestCase {
     func testLogLinesAndStatusEmbedded() async throws { try await logLinesAndStatus(.embedded) }
     func testLogLinesAndStatusRedisPostgres() async throws { try await logLinesAndStatus(.redisPostgres) }
+    func testLogLinesAndStatusRedisCluster() async throws { try await logLinesAndStatus(.redisCluster) }
 
     private func logLinesAndStatus(_ backend: IdentityTestHub.Backend) async throws {
         let hub = try await IdentityTestHub(backend)

@@ -10,6 +10,7 @@ import XCTest
 final class RoomEndToEndTests: XCTestCase {
     func testLiveResumeAndRefusalEmbedded() async throws { try await liveResumeAndRefusal(.embedded) }
     func testLiveResumeAndRefusalRedisPostgres() async throws { try await liveResumeAndRefusal(.redisPostgres) }
+    func testLiveResumeAndRefusalRedisCluster() async throws { try await liveResumeAndRefusal(.redisCluster) }
 
     private func liveResumeAndRefusal(_ backend: IdentityTestHub.Backend) async throws {
         let hub = try await IdentityTestHub(backend) { $0.roomHistoryLength = 12 }
