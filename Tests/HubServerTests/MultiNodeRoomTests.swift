@@ -14,17 +14,21 @@ final class MultiNodeRoomTests: XCTestCase {
     /// Two nodes and an org with an operator, an approver and a viewer, one device and an
     /// approved session whose commands of kind `uptime` need no approval.
     final class Cluster {
-        let redis: RedisTestServer
+        /// One Redis, or (`redisCluster`) a three-master Redis Cluster.
+        let redis: RedisTestServer?
+        let redisCluster: RedisClusterTestServer?
         let postgres: PostgresTestServer
         let nodes: [HubProcess]
         let ports: [Int]
         let operatorUser = UUID(), approver = UUID(), viewer = UUID()
         var org = "", session = "", device = "", deviceToken = ""
 
-        init(extraArguments: [String] = []) throws {
-            redis = try RedisTestServer.startPrivate()
+        init(extraArguments: [String] = [], redisCluster useCluster: Bool = false) throws {
+            redis = useCluster ? nil : try RedisTestServer.startPrivate()
+            redisCluster = useCluster ? try RedisClusterTestServer.start() : nil
             postgres = try PostgresTestServer.start()
-            let args = ["--host", "127.0.0.1", "--port", "0", "--loops", "2", "--redis-url", redis.url, "--postgres-url", postgres.url,
+            let redisURL = redis?.url ?? redisCluster!.url
+            let args = ["--host", "127.0.0.1", "--port", "0", "--loops", "2", "--redis-url", redisURL, "--postgres-url", postgres.url,
                         "--hash-key", testHashKey, "--admin-token", IdentityTestHub.adminToken,
                         "--supabase-jwt-secret", IdentityTestHub.jwtSecret, "--supabase-url", IdentityTestHub.supabaseURL] + extraArguments
             nodes = [try HubProcess(arguments: args + ["--node-id", "node-a"]), try HubProcess(arguments: args + ["--node-id", "node-b"])]
@@ -74,7 +78,7 @@ final class MultiNodeRoomTests: XCTestCase {
         /// key is `dh:stream:{<byte length>:<stream name>}` (`protocol/redis-keys.md`).
         func historyOffsets() throws -> [Int] {
             let stream = "room:\(room)"
-            let text = String(decoding: try redis.cli(["XRANGE", "dh:stream:{\(stream.utf8.count):\(stream)}", "-", "+"]), as: UTF8.self)
+            let text = try cli(key: "dh:stream:{\(stream.utf8.count):\(stream)}", ["XRANGE", "dh:stream:{\(stream.utf8.count):\(stream)}", "-", "+"])
             return text.split(separator: "\n").compactMap { line in
                 line.hasSuffix("-0") ? Int(line.dropLast(2)) : nil
             }
@@ -82,8 +86,23 @@ final class MultiNodeRoomTests: XCTestCase {
 
         /// How many subscriptions Redis counts on the room's channel (one per node listening).
         func channelSubscribers() throws -> Int {
-            let text = String(decoding: try redis.cli(["PUBSUB", "NUMSUB", "dh:pubsub:room:\(room)"]), as: UTF8.self)
+            let channel = "dh:pubsub:room:\(room)"
+            // On a cluster the channel is a shard channel, on the master owning its slot.
+            let text = try cli(key: channel, ["PUBSUB", redisCluster == nil ? "NUMSUB" : "SHARDNUMSUB", channel])
             return Int(text.split(separator: "\n").last.map(String.init) ?? "") ?? -1
+        }
+
+        /// redis-cli on the Redis, or on the master serving `key`'s slot.
+        func cli(key: String, _ args: [String]) throws -> String {
+            if let redis { return String(decoding: try redis.cli(args), as: UTF8.self) }
+            let cluster = redisCluster!
+            return try cluster.cli(port: try cluster.port(servingSlot: try cluster.keyslot(key)), args)
+        }
+
+        /// Every key gone, on every master.
+        func flushAll() throws {
+            if let redis { _ = try redis.cli(["FLUSHALL"]) }
+            for port in redisCluster?.ports ?? [] { _ = try redisCluster!.cli(port: port, ["FLUSHALL"]) }
         }
 
         func portal(node: Int, steps: [[String: Any]]) throws -> IdentityTestHub.Session {
@@ -92,7 +111,8 @@ final class MultiNodeRoomTests: XCTestCase {
 
         func stop() {
             for node in nodes { node.signal(SIGKILL) }
-            redis.stop()
+            redis?.stop()
+            redisCluster?.stop()
             postgres.stop()
         }
     }
@@ -100,6 +120,18 @@ final class MultiNodeRoomTests: XCTestCase {
     func testEventsFromBothNodesArriveInOrderAndResumeOnTheOtherNode() throws {
         let c = try Cluster()
         defer { c.stop() }
+        try eventsFromBothNodesArriveInOrderAndResume(c)
+    }
+
+    /// The same on a three-master Redis Cluster: the room's history and channel live on the
+    /// shard owning their slots, each node subscribes the channel there (sharded pub/sub).
+    func testEventsFromBothNodesArriveInOrderAndResumeOnTheOtherNodeOnARedisCluster() throws {
+        let c = try Cluster(redisCluster: true)
+        defer { c.stop() }
+        try eventsFromBothNodesArriveInOrderAndResume(c)
+    }
+
+    private func eventsFromBothNodesArriveInOrderAndResume(_ c: Cluster) throws {
         // A portal on node B; events produced on A and B at once (their publishes cross).
         let live = try c.portal(node: 1, steps: [["send": ["type": "subscribe", "id": "s", "room": c.room]], ["recv": 1], ["ready": true], ["recv_for": 4.0]])
         try live.waitUntilReady()
@@ -132,7 +164,7 @@ final class MultiNodeRoomTests: XCTestCase {
         XCTAssertEqual(resumed.received.dropFirst().compactMap { $0["offset"] as? Int }, Array((seen + 1)...latest), "exactly what was missed")
 
         // Redis loses the history: the old position is refused, the new epoch announced.
-        _ = try c.redis.cli(["FLUSHALL"])
+        try c.flushAll()
         try c.propose(1, through: 0)
         let afterFlush = try c.portal(node: 1, steps: [["send": ["type": "subscribe", "id": "f", "room": c.room, "since": ["epoch": epoch, "offset": latest]]],
                                                        ["recv": 1], ["recv_for": 0.5]]).finish()
