@@ -14,10 +14,16 @@ public enum RedisClusterSlot {
     }
 
     /// The slot of a text key (its UTF-8 bytes).
-    public static func of(_ key: String) -> Int { of(Array(key.utf8)) }
+    public static func of(_ key: String) -> Int { of(key.utf8) }
 
-    /// The slot of an argument.
-    public static func of(_ key: RedisArgument) -> Int { of(key.bytes) }
+    /// The slot of an argument. Reads the text's UTF-8 in place: routing computes this for
+    /// every command, so no byte array is made.
+    public static func of(_ key: RedisArgument) -> Int {
+        switch key.storage {
+        case .text(let text): return of(text.utf8)
+        case .bytes(let bytes): return of(bytes)
+        }
+    }
 
     /// The bytes that are hashed: the non-empty text inside the first `{…}`, else the key.
     static func hashTag<Bytes: Collection<UInt8>>(_ key: Bytes) -> Bytes.SubSequence {
@@ -78,7 +84,13 @@ public enum RedisClusterSlot {
 
     /// `EVAL… script numkeys key…`: the first key's slot, nil with no keys.
     private static func scriptKeySlot(_ args: [RedisArgument]) -> Int? {
-        guard args.count >= 4, let n = Int(String(decoding: args[2].bytes, as: UTF8.self)), n > 0 else { return nil }
+        guard args.count >= 4 else { return nil }
+        let count: Int?
+        switch args[2].storage {
+        case .text(let text): count = Int(text)
+        case .bytes(let bytes): count = Int(String(decoding: bytes, as: UTF8.self))
+        }
+        guard let n = count, n > 0 else { return nil }
         return of(args[3])
     }
 }

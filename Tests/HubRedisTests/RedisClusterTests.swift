@@ -42,6 +42,19 @@ import Testing
         #expect(Array(RedisClusterSlot.hashTag(Array("foo{}{bar}".utf8))) == Array("foo{}{bar}".utf8))  // empty tag: the whole key
         #expect(RedisClusterSlot.of("foo{{bar}}zap") == RedisClusterSlot.of("{bar"))  // the tag is `{bar`
         #expect(RedisClusterSlot.of("foo{bar}{zap}") == RedisClusterSlot.of("bar"))
+        #expect(RedisClusterSlot.of("{bar}") == RedisClusterSlot.of(RedisArgument(bytes: Array("{bar}".utf8))))
+    }
+
+    @Test func theFirstKeyDecidesWhereACommandGoes() {
+        #expect(RedisClusterSlot.ofCommand(["GET", "k"]) == RedisClusterSlot.of("k"))
+        #expect(RedisClusterSlot.ofCommand(["EVALSHA", "abc", "2", "{t}:a", "{t}:b", "x"]) == RedisClusterSlot.of("t"))
+        #expect(RedisClusterSlot.ofCommand(["EVAL", "return 1", "0"]) == nil)
+        #expect(RedisClusterSlot.ofCommand(["EVALSHA", "abc"]) == nil)  // malformed: any node may refuse it
+        #expect(RedisClusterSlot.ofCommand(["PING"]) == nil)
+        #expect(RedisClusterSlot.ofCommand(["CLUSTER", "SLOTS"]) == nil)
+        #expect(RedisClusterSlot.ofCommand(["SCRIPT", "LOAD", "return 1"]) == nil)
+        #expect(RedisClusterSlot.ofCommand(["OBJECT", "ENCODING", "k"]) == RedisClusterSlot.of("k"))
+        #expect(RedisClusterSlot.ofCommand(["SPUBLISH", "room:1", "m"]) == RedisClusterSlot.of("room:1"))
     }
 
     @Test func slotsEqualClusterKeyslot() async throws {
