@@ -32,8 +32,9 @@ public protocol RedisChannelSubscriber: AnyObject, Sendable {
 /// refresh after `MOVED`, a failover) or a shard drops a channel whose slot left it, the
 /// channels are moved to their new owners.
 public final class RedisClusterSubscriber: @unchecked Sendable, RedisChannelSubscriber {
-    // @unchecked: `shards`, `home`, `wanted` and `closed` are touched only on `loop` (every
-    // public method hops onto it); `router` and `onMessage` are set in init.
+    // @unchecked: `shards`, `home`, `wanted`, `dropped` and `closed` are touched only on `loop`
+    // (every public method hops onto it, and the shards' callbacks run there); `router` and
+    // `onMessage` are set in init.
 
     public let loop: EventLoop
     private let router: RedisClusterRouter
@@ -45,6 +46,9 @@ public final class RedisClusterSubscriber: @unchecked Sendable, RedisChannelSubs
     /// The master each wanted channel is subscribed on.
     private var home: [String: String] = [:]
     private var wanted: Set<String> = []
+    /// Wanted channels a shard dropped (`sunsubscribe` from the server): subscribed again on
+    /// their owner at the next map, whether or not the map changed.
+    private var dropped: Set<String> = []
     private var closed = false
 
     /// `client` must be a cluster-mode client (`redis+cluster://`); its slot map places the
@@ -166,7 +170,10 @@ public final class RedisClusterSubscriber: @unchecked Sendable, RedisChannelSubs
                                         onMessage: onMessage)
             // A channel dropped by its shard, or a MOVED: the map is stale; the refresh that
             // follows calls `rehome`.
-            shard.onShardChange = { [router] in router.requestRefresh() }
+            shard.onShardChange = { [weak self, router] channel in
+                if let channel, let self, self.wanted.contains(channel) { self.dropped.insert(channel) }
+                router.requestRefresh()
+            }
             shards[node.address] = shard
             shard.start()
         }
@@ -179,11 +186,12 @@ public final class RedisClusterSubscriber: @unchecked Sendable, RedisChannelSubs
         var moved: [String: [String]] = [:]
         for channel in wanted {
             guard let node = topology.node(forSlot: RedisClusterSlot.of(channel)) else { continue }
-            if home[channel] != node.address || shards[node.address] == nil {
+            if home[channel] != node.address || shards[node.address] == nil || dropped.contains(channel) {
                 place(channel, on: node)
                 moved[node.address, default: []].append(channel)
             }
         }
+        dropped.removeAll()
         for (address, channels) in moved { shards[address]?.subscribe(channels, completion: nil) }
         for (address, shard) in shards where topology.node(address: address) == nil && !home.values.contains(address) {
             shard.close()

@@ -33,9 +33,9 @@ public final class RedisSubscriber: @unchecked Sendable, RedisChannelSubscriber 
     /// Sharded pub/sub (`SSUBSCRIBE`, Redis 7): used per shard by `RedisClusterSubscriber`.
     /// Channels only, no patterns (Redis has no sharded pattern subscribe).
     let sharded: Bool
-    /// Sharded mode: the server dropped a channel we still want (its slot moved to another
-    /// shard), or refused a subscribe (`MOVED`). Loop thread.
-    var onShardChange: (() -> Void)?
+    /// Sharded mode: the server dropped a channel we still want (its name; its slot moved to
+    /// another shard), or refused a subscribe (`MOVED`: nil). Loop thread.
+    var onShardChange: ((String?) -> Void)?
 
     /// What the owner wants, kept across reconnects.
     private var wantedChannels: Set<String> = []
@@ -230,7 +230,7 @@ public final class RedisSubscriber: @unchecked Sendable, RedisChannelSubscriber 
     private func handlePush(_ push: RedisValue) {
         if sharded, case .error = push {
             // An SSUBSCRIBE answered `MOVED`: the map the channel was placed by is stale.
-            onShardChange?()
+            onShardChange?(nil)
             return
         }
         guard case .array(let parts) = push, parts.count >= 3, let kind = parts[0].text, let name = parts[1].text else { return }
@@ -252,7 +252,7 @@ public final class RedisSubscriber: @unchecked Sendable, RedisChannelSubscriber 
         case "sunsubscribe":
             activeChannels.remove(name)
             // Redis drops shard channels whose slot left this shard; still wanted means moved.
-            if wantedChannels.contains(name) { onShardChange?() }
+            if wantedChannels.contains(name) { onShardChange?(name) }
         case "punsubscribe":
             activePatterns.remove(name)
         default:

@@ -269,6 +269,49 @@ import Testing
         #expect(try await client.getString(RedisArgument(key)) == "v")
     }
 
+    /// A subscribed shard channel whose slot moves to another master: the old master drops it
+    /// (`sunsubscribe`), the subscriber refreshes the map and subscribes it on the new owner,
+    /// and messages published there arrive. On a cluster of its own.
+    @Test func aShardChannelFollowsItsSlotToAnotherMaster() async throws {
+        let server = try await TestDatabases.offPool { try RedisClusterTestServer.start() }
+        defer { server.stop() }
+        let client = try await Self.connectedClient(server)
+        defer { client.close() }
+        let channel = "room:\(UUID().uuidString)"
+        let slot = RedisClusterSlot.of(channel)
+        let received = Locked<[String]>([])
+        let subscriber = RedisClusterSubscriber(client: client, loop: Self.group.loops[1]) { message in
+            received.withLock { $0.append(String(decoding: message.payload, as: UTF8.self)) }
+        }
+        subscriber.start()
+        defer { subscriber.close() }
+        #expect(await waitUntil(timeout: 10) {
+            try? await subscriber.subscribe([channel])
+            return await subscriber.activeSubscriptions().channels == [channel]
+        })
+        let source = try await TestDatabases.offPool { try server.port(servingSlot: slot) }
+        let target = try #require(server.ports.first { $0 != source })
+        // The slot holds no keys (a fresh cluster): it can be handed over directly.
+        try await TestDatabases.offPool {
+            let targetID = try server.nodeID(port: target)
+            for port in [target, source] + server.ports.filter({ $0 != target && $0 != source }) {
+                _ = try server.cli(port: port, ["CLUSTER", "SETSLOT", "\(slot)", "NODE", targetID])
+            }
+        }
+        // Subscribed on the new owner, by itself.
+        // Well within the 10 s periodic refresh: the dropped channel triggers the refresh.
+        let moved = await waitUntil(timeout: 5) {
+            let listed = try? await TestDatabases.offPool { try server.cli(port: target, ["PUBSUB", "SHARDCHANNELS", channel]) }
+            return listed?.contains(channel) == true
+        }
+        #expect(moved)
+        let gone = try await TestDatabases.offPool { try server.cli(port: source, ["PUBSUB", "SHARDCHANNELS", channel]) }
+        #expect(!gone.contains(channel))
+        // The client follows MOVED for the publish; the message arrives.
+        #expect(try await client.send(["SPUBLISH", RedisArgument(channel), "after the move"]) == .integer(1))
+        #expect(await waitUntil(timeout: 5) { received.current == ["after the move"] })
+    }
+
     // MARK: configuration
 
     @Test func clusterURLs() throws {
