@@ -114,7 +114,11 @@ final class LifecycleTests: XCTestCase {
         for (args, needle) in [(["--port", "70000"], "--port must be 0...65535"),
                                (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "cannot read /nonexistent.pem"),
                                (["--tls-cert", "/etc/hostname"], "--tls-cert and --tls-key must be given together"),
-                               (["--log-level", "loud"], "--log-level must be one of")] {
+                               (["--log-level", "loud"], "--log-level must be one of"),
+                               (["--redis-url", "rediss://127.0.0.1:1", "--postgres-url", "postgres://127.0.0.1:1/x", "--hash-key", testHashKey],
+                                "--redis-url must start with redis:// (one Redis) or redis+cluster://"),
+                               (["--redis-url", "redis+cluster://127.0.0.1:1/2", "--postgres-url", "postgres://127.0.0.1:1/x", "--hash-key", testHashKey],
+                                "a Redis Cluster has only database 0")] {
             let hub = try HubProcess(arguments: args)
             XCTAssertEqual(hub.waitForExit(timeout: 10).map { $0 != 0 }, true, "\(args) must fail")
             XCTAssertTrue(hub.log.contains(needle), "\(args): expected \(needle) in \(hub.log)")
