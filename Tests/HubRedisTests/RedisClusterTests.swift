@@ -135,7 +135,7 @@ import Testing
         defer { client.close() }
         // A slot of our own: not one of the lease queue's bucket slots, which concurrent store
         // tests in this process may be using.
-        let bucketSlots = Set((0..<256).map { RedisClusterSlot.of("{qb\($0)}") })
+        let bucketSlots = Set((0..<64).map { RedisClusterSlot.of("{qb\($0)}") })  // RedisLeaseQueue.bucketCount
         var tag = UUID().uuidString
         while bucketSlots.contains(RedisClusterSlot.of(tag)) { tag = UUID().uuidString }
         let slot = RedisClusterSlot.of(tag)

@@ -17,9 +17,10 @@ import HubRedis
 public final class RedisLeaseQueue: LeaseQueue {
     /// Buckets the queues are spread over. Part of the key layout: every node must agree, and
     /// changing it orphans the queued messages (a rebuild from the records brings them back).
-    /// 256 spreads the queue over up to 256 cluster shards while one sweep pass stays 256
-    /// pipelined reads of (mostly empty) due sets.
-    public static let bucketCount = 256
+    /// 64 spreads the queue over up to 64 cluster shards (5 or 6 buckets per master at 12
+    /// masters, docs/scaling.md) while a sweep pass stays 64 pipelined reads of (mostly empty)
+    /// due sets per node: the reaper runs on every node every second, so the count multiplies.
+    public static let bucketCount = 64
 
     private let client: RedisClient
     private let namespace: RedisNamespace
