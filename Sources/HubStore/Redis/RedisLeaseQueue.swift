@@ -167,19 +167,18 @@ public final class RedisLeaseQueue: LeaseQueue {
         return QueueDepth(queued: Int(queued), claimed: Int(claimed))
     }
 
-    /// Two rounds, so that a page is what one global due index would give (the embedded
-    /// queue's order: due time, then member): first every bucket's due entries, read by
-    /// `sweepPeek` (one pipelined script per bucket with anything due, found by a pipelined
-    /// plain read of every bucket first, read only), merged in due order up to the
-    /// `limit`-th transition (and the purge cap); then, per bucket holding some of those, the
-    /// `sweep` script on exactly those members. The second round re-reads every message, so
-    /// sweepers racing on other nodes never apply a transition twice, and it never sees more
-    /// than `limit` candidates, so a page never exceeds `limit`.
+    /// Three pipelined rounds, so that a page is what one global due index would give (the
+    /// embedded queue's order: due time, then member): a plain read of every bucket's due index
+    /// finds the buckets with anything due (most have nothing on most passes); `sweepPeek`
+    /// (read only) lists those buckets' due entries, which are merged in due order up to the
+    /// `limit`-th transition (and the purge cap); then the `sweep` script runs on each bucket
+    /// holding some of those, with exactly those members. On a cluster each round's commands
+    /// go to the shards owning their buckets, all shards at once. The last round re-reads
+    /// every message, so sweepers racing on other nodes never apply a transition twice, and it
+    /// never sees more than `limit` candidates, so a page never exceeds `limit`.
     public func sweep(now: StoreMillis, limit: Int) async throws(StoreError) -> [QueueTransition] {
         try LeaseQueueArguments.check(batch: limit, "limit")
         let cap = LeaseQueueArguments.maxPurgesPerSweep
-        // Most buckets have nothing due on most passes: a plain read finds those, and only the
-        // others get the peek script.
         // A bucket whose shard fails is left for the next pass; the others are swept (on a
         // cluster one shard down must not stop the reaper on the rest). The error is thrown
         // only when nothing was swept.
