@@ -82,6 +82,7 @@ start_hub() { # name port [networked node-id]
   else
     args+=(--data-dir "$work/embedded-data")
   fi
+  args+=(${HUB_EXTRA_ARGS:-})
   "$bin/devicehub" "${args[@]}" >"$out/hub-$name.log" 2>&1 &
   hub_pid[$name]=$!
   wait_http "http://127.0.0.1:$port/readyz"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Rooms benchmark (issue 10), one invocation, through the public API only (tools/room-bench):
 # devices on /ws/device stream events about the command they hold into their session rooms
-# (SOURCE=progress: `progress` → `command.progress`, the default; SOURCE=log: `log` →
-# `execution.log`, once the hub has device log lines), portals on /ws/customer (the operator's
-# JWT) subscribe to the rooms and count what arrives.
+# (SOURCE=logs, the default: `logs` batches of BATCH (50) lines → one `execution.log` per line,
+# as an agent ships output; SOURCE=log: one `log` line per message; SOURCE=progress: `progress`
+# → `command.progress`), portals on /ws/customer (the operator's JWT) subscribe to the rooms and
+# count what arrives.
 #   1. fan-out: 1 device → 1 room with SUBSCRIBERS portals, as fast as the hub takes it (at
 #      most 32 (progress) / 16 (log) messages unanswered, and DELIVERY_WINDOW events not yet
 #      received by the room's first portal): deliveries/s at the portals and hub CPU per
@@ -41,7 +42,10 @@ source scripts/deps.sh
 ensure_apt_packages $BUILD_PACKAGES redis-server postgresql jq curl procps
 
 subscribers=${1:-1000}; devices=${2:-1000}; secs=${3:-10}
-source_kind=${SOURCE:-progress}
+source_kind=${SOURCE:-logs}
+batch=${BATCH:-50}
+# Device sockets may send as many lines as the bench offers (the hub's default is 500/s).
+export HUB_EXTRA_ARGS="${HUB_EXTRA_ARGS:---device-log-rate 1000000}"
 backends=${BACKENDS:-networked}
 loops=${LOOPS:-2}; client_loops=${CLIENT_LOOPS:-1}
 window=${DELIVERY_WINDOW:-256}; payload=${PAYLOAD_BYTES:-0}; warmup=${WARMUP:-3}
@@ -113,7 +117,7 @@ setup() { # name url -> api key on stdout
 stream() { # result-file devices-file api-key [room-bench stream args...]
   local result=$1 file=$2 key=$3; shift 3
   echo "  $(basename "$result" .json): room-bench stream $*" >>"$out/room-bench.log"
-  "$bin/room-bench" stream --devices "$file" --api-key "$key" --user-jwt "$operator_jwt" --source "$source_kind" \
+  "$bin/room-bench" stream --devices "$file" --api-key "$key" --user-jwt "$operator_jwt" --source "$source_kind" --batch "$batch" \
     --payload-bytes "$payload" --delivery-window "$window" --loops "$client_loops" --seconds "$secs" --warmup "$warmup" "$@" \
     >"$result" 2>>"$out/room-bench.log" \
     || echo "  !! $(basename "$result" .json) reported errors: $(jq -c '.first_errors' "$result" 2>/dev/null || tail -3 "$out/room-bench.log")" >&2

@@ -46,16 +46,16 @@ final class SendLane {
     }
 
     private func sendOne(_ device: StreamingDevice) {
-        device.sendEvent()
+        let events = device.sendEvent()
         inFlight += 1
-        undelivered += 1
+        undelivered += events
     }
 
-    /// One event message was answered; `entered`: acknowledged (it will reach the portals),
-    /// not refused (it never will).
-    func answered(entered: Bool) {
+    /// One event message (of `events` events) was answered; `entered`: acknowledged (they will
+    /// reach the portals), not refused (they never will).
+    func answered(entered: Bool, events: Int = 1) {
         inFlight -= 1
-        if !entered { undelivered -= 1 }
+        if !entered { undelivered -= events }
         wake()
     }
 

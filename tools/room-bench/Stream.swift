@@ -30,8 +30,9 @@ struct Stream: ParsableCommand {
     @Option(help: "API key with scope commands:propose (setup prints it).") var apiKey: String
     @Option(help: "Access token of a member of the org (the operator): the portals' Authorization.") var userJwt: String
     @Option(help: "Kind of the proposed commands: must be auto-approved by the org.") var kind = "bench.room"
-    @Option(help: "Event messages: progress (command.progress) or log (execution.log; needs a hub with device log lines).") var source = EventSource.progress
+    @Option(help: "Event messages: progress (command.progress), log (one execution.log per message) or logs (batches of --batch lines).") var source = EventSource.progress
     @Option(help: "Filler bytes in each event (sizes the frame).") var payloadBytes = 0
+    @Option(help: "Lines per logs message (source logs).") var batch = 50
     @Option(help: "Event messages per device not yet answered by the hub (default: 32 for progress, the hub's queue-message cap; 16 for log).") var ackWindow: Int?
     @Option(help: "Events per device accepted (or in flight) and not yet received by its room's pacer portal.") var deliveryWindow = 256
     @Option(help: "Event messages unanswered by the hub over all devices, per device node (the hub's PostgreSQL pool queues at most 256 callers).") var maxInFlight = 128
@@ -59,7 +60,8 @@ struct Stream: ParsableCommand {
         let deviceNodes = try deviceUrls.split(separator: ",").map { try parseBase(String($0), option: "--device-urls") }
         let portalNodes = try (subscriberUrls ?? deviceUrls).split(separator: ",").map { try parseBase(String($0), option: "--subscriber-urls") }
         guard !deviceNodes.isEmpty, !portalNodes.isEmpty else { throw ValidationError("no hub URL") }
-        let ackWindow = self.ackWindow ?? (source == .progress ? 32 : 16)
+        // In events: `logs` messages carry `batch` each, at most 16 messages waiting.
+        let ackWindow = self.ackWindow ?? (source == .progress ? 32 : source == .logs ? 16 * batch : 16)
         let d = list.count, s = subscribersPerRoom
 
         // 1. One command per device, queued in its session (auto-approved), leased for an hour
@@ -105,7 +107,7 @@ struct Stream: ParsableCommand {
         for (i, dev) in list.enumerated() {
             let li = i % loops
             let agent = StreamingDevice(index: i, device: dev, counters: counters[li], lane: sendLanes[li], source: source, ackWindow: ackWindow,
-                                        deliveryWindow: deliveryWindow, payloadBytes: payloadBytes)
+                                        deliveryWindow: deliveryWindow, payloadBytes: payloadBytes, batch: batch)
             agents[li].append(agent)
             let dn = deviceNodes[i % deviceNodes.count]
             var o = benchSocketOptions(host: dn.host, port: dn.port, path: "/ws/device")

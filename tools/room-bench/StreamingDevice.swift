@@ -10,6 +10,9 @@ enum EventSource: String, CaseIterable {
     case progress
     /// `log` line of the claimed command → `execution.log` (data `bench_t=… …`).
     case log
+    /// `logs`: batches of `--batch` lines of the claimed command, one `execution.log` each
+    /// (how a real agent ships output: one store write per batch, not per line).
+    case logs
 }
 
 /// One device on `/ws/device` streaming events about the command it holds. Startup: a
@@ -36,6 +39,8 @@ final class StreamingDevice: WebSocketDelegate {
     let deliveryWindow: Int
     let padding: String
     let lane: SendLane
+    /// Events per message (lines per `logs` batch; 1 otherwise).
+    let batch: Int
     /// Queued in the lane, waiting for budget.
     var waiting = false
     private(set) var ws: WebSocketConnection?
@@ -52,8 +57,10 @@ final class StreamingDevice: WebSocketDelegate {
     /// Stopped: no new events; `finish` sends the result once every event is answered.
     private var finishing = false
 
-    init(index: Int, device: BenchDevice, counters: Counters, lane: SendLane, source: EventSource, ackWindow: Int, deliveryWindow: Int, payloadBytes: Int) {
+    init(index: Int, device: BenchDevice, counters: Counters, lane: SendLane, source: EventSource, ackWindow: Int, deliveryWindow: Int, payloadBytes: Int,
+         batch: Int = 1) {
         self.index = index
+        self.batch = source == .logs ? max(1, batch) : 1
         self.lane = lane
         self.device = device
         self.counters = counters
@@ -95,9 +102,25 @@ final class StreamingDevice: WebSocketDelegate {
 
     func stop() { streaming = false }
 
-    /// One event now (the lane checked `canSend` and its budget).
-    func sendEvent() {
-        guard let commandID else { return }
+    /// One event message now (the lane checked `canSend` and its budget); returns the events it
+    /// carries.
+    @discardableResult
+    func sendEvent() -> Int {
+        guard let commandID else { return 0 }
+        if source == .logs {
+            // `sent` counts events (lines); each line's seq is its event number.
+            let t = monotonicNanoseconds()
+            var text = "{\"type\":\"logs\",\"id\":\"e\(sent + batch)\",\"command_id\":\"\(commandID)\",\"lines\":["
+            for k in 1...batch {
+                if k > 1 { text += "," }
+                text += "{\"stream\":\"stdout\",\"seq\":\(sent + k),\"data\":\"bench_t=\(t) \(padding)\"}"
+            }
+            text += "]}"
+            sent += batch
+            counters.bump(.sent, by: batch)
+            send(text)
+            return batch
+        }
         sent += 1
         counters.bump(.sent)
         let t = monotonicNanoseconds()
@@ -106,7 +129,10 @@ final class StreamingDevice: WebSocketDelegate {
             send("{\"type\":\"progress\",\"id\":\"e\(sent)\",\"command_id\":\"\(commandID)\",\"lease_token\":\"\(leaseToken)\",\"status\":{\"bench_t\":\(t),\"pad\":\"\(padding)\"}}")
         case .log:
             send("{\"type\":\"log\",\"id\":\"e\(sent)\",\"command_id\":\"\(commandID)\",\"stream\":\"stdout\",\"seq\":\(sent),\"data\":\"bench_t=\(t) \(padding)\"}")
+        case .logs:
+            break
         }
+        return 1
     }
 
     /// The room's pacer portal received one of this device's events.
@@ -135,9 +161,9 @@ final class StreamingDevice: WebSocketDelegate {
         switch type {
         case "ack":
             if id.hasPrefix("e") {
-                answered += 1
-                counters.bump(.accepted)
-                lane.answered(entered: true)
+                answered += batch
+                counters.bump(.accepted, by: batch)
+                lane.answered(entered: true, events: batch)
                 lane.offer(self)
                 maybeSendResult()
             } else if id == "h" {
@@ -168,14 +194,14 @@ final class StreamingDevice: WebSocketDelegate {
         case "error":
             let code = jsonString(text, key: "code") ?? "?"
             if id.hasPrefix("e") || (id.isEmpty && code == "rate_limited") {
-                answered += 1
-                refused += 1
+                answered += batch
+                refused += batch
                 switch code {
-                case "rate_limited": counters.bump(.refused)
-                case "unavailable": counters.bump(.unavailable)   // the hub's store queue was full
+                case "rate_limited": counters.bump(.refused, by: batch)
+                case "unavailable": counters.bump(.unavailable, by: batch)   // the hub's store queue was full
                 default: problem("device \(index): event refused: \(String(decoding: text.prefix(300), as: UTF8.self))")
                 }
-                lane.answered(entered: false)
+                lane.answered(entered: false, events: batch)
                 lane.offer(self)
                 maybeSendResult()
             } else if id == "c" {
