@@ -101,8 +101,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")],
             path: "tools/ws-echo", swiftSettings: hotPath),
 
-        // What the benchmark clients share (logs, /proc readings, percentiles, JSON summary).
-        .target(name: "BenchSupport", dependencies: ["HubIO", "HubTelemetry"], path: "tools/bench-support"),
+        // What the benchmark clients share (logs, /proc readings, percentiles, JSON summary, setup
+        // through the public API, device tokens and socket ramps).
+        .target(name: "BenchSupport", dependencies: ["HubIO", "HubTelemetry", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/bench-support"),
         .executableTarget(name: "ws-load", dependencies: ["BenchSupport", "HubIO", "HubWebSocket", "HubWebSocketIO", "HubTelemetry",
             .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/ws-load", swiftSettings: hotPath),
         .executableTarget(name: "route-bench", dependencies: ["HubServer", "HubRedis", "HubIO", "HubHTTP", "HubTelemetry",
@@ -118,6 +120,8 @@ let package = Package(
             path: "tools/jwt-bench", swiftSettings: hotPath + [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "auth-bench", dependencies: ["BenchSupport", "HubIO", "HubTelemetry", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/auth-bench", swiftSettings: hotPath),
         .executableTarget(name: "queue-bench", dependencies: ["BenchSupport", "HubIO", "HubTelemetry", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", "CSQLite", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/queue-bench", swiftSettings: hotPath),
+        // Rooms: device events fanned out to portals on /ws/customer (tools/bench/room-bench.sh).
+        .executableTarget(name: "room-bench", dependencies: ["BenchSupport", "HubIO", "HubTelemetry", "HubHTTP", "HubHTTPClient", "HubWebSocket", "HubWebSocketIO", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/room-bench", swiftSettings: hotPath),
         .executableTarget(name: "pg-bench", dependencies: ["HubPostgres", "HubIO", "HubTelemetry"], path: "tools/pg-bench"),
 
         // Real redis-server and PostgreSQL for the integration tests (not a test target itself,

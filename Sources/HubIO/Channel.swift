@@ -11,7 +11,8 @@ public protocol ChannelHandler: AnyObject {
     func channelRead(_ channel: Channel, _ bytes: UnsafeMutableRawBufferPointer)
     /// The peer closed its side (read returned 0 or TLS close_notify).
     func channelReadEOF(_ channel: Channel)
-    /// Output that had backed up (see `Channel.outboundBytes`) has been written out completely.
+    /// Output that had backed up (see `Channel.outboundBytes`), or that the handler asked to hear
+    /// about (`Channel.wantsDrainNotice`), has been written out completely.
     func channelWritable(_ channel: Channel)
     /// The loop's coarse sweep: check deadlines against `now` (monotonic ns).
     func channelTick(_ channel: Channel, now: UInt64)
@@ -60,6 +61,10 @@ public final class Channel: EventHandler {
     private var readPaused = false
     /// Set when output backed up (a write did not finish), so the handler hears when it drains.
     private var backedUp = false
+    /// Set by a handler that paused its own producer (its output passed a limit): it hears
+    /// `channelWritable` once the output is written out, even when the kernel took it all in one
+    /// flush and nothing ever backed up.
+    public var wantsDrainNotice = false
     var sweepSlot = -1
     private var closeError: Error?
 
@@ -176,8 +181,9 @@ public final class Channel: EventHandler {
         if outbound.isEmpty {
             setWantWrite(false)
             if state == .closing { markForClose() ; return }
-            if backedUp {
+            if backedUp || wantsDrainNotice {
                 backedUp = false
+                wantsDrainNotice = false
                 handler.channelWritable(self)
             }
         } else {

@@ -112,6 +112,9 @@ public struct ServerConfig: Sendable {
     public var reaperInterval: Double = 1
     /// Seconds between checks of every unfinished record against the hot queue.
     public var queueReconcileInterval: Double = 300
+    /// Log lines (and status reports) per second one device socket may send; four seconds'
+    /// worth may come in a burst. Beyond: `rate_limited`.
+    public var deviceLogRate = 500
     /// Newest events each room's history keeps (for `subscribe` with `since`).
     public var roomHistoryLength = 1000
     /// Seconds a room's history lives after its last event.
@@ -190,6 +193,7 @@ public struct ServerConfig: Sendable {
         try check(reaperInterval >= 0.05 && reaperInterval <= 60, "--reaper-interval must be 0.05...60 seconds")
         try check(queueReconcileInterval >= 1 && queueReconcileInterval <= 86_400, "--queue-reconcile-interval must be 1...86400 seconds")
         try check((1...100_000).contains(roomHistoryLength), "--room-history-length must be 1...100000")
+        try check((1...1_000_000).contains(deviceLogRate), "--device-log-rate must be 1...1000000 lines per second")
         try check(roomHistoryTTL >= 1 && roomHistoryTTL <= 30 * 86_400, "--room-history-ttl must be 1...2592000 seconds")
         try check((4096...(256 << 20)).contains(subscriberSoftLimit), "--subscriber-soft-limit must be 4096...268435456 bytes")
         try check(subscriberHardLimit >= subscriberSoftLimit && subscriberHardLimit <= 1 << 30,

@@ -111,6 +111,8 @@ public final class WebSocketConnection: ChannelHandler {
     private func softLimitState() -> SendResult {
         if channel.outboundBytes > settings.sendSoftLimit {
             overSoftLimit = true
+            // `webSocketWritable` must come even if the next flush writes everything at once.
+            channel.wantsDrainNotice = true
             return .backpressure
         }
         return .sent

@@ -100,6 +100,8 @@ struct DevicehubCommand: ParsableCommand {
     var reaperInterval = ServerConfig().reaperInterval
     @Option(help: "Seconds between checks of every unfinished command record against the hot queue.")
     var queueReconcileInterval = ServerConfig().queueReconcileInterval
+    @Option(help: "Log lines (and status reports) per second one device socket may send (4 s worth in a burst).")
+    var deviceLogRate = ServerConfig().deviceLogRate
     @Option(help: "Newest events each room's history keeps (what subscribe with since can replay).")
     var roomHistoryLength = ServerConfig().roomHistoryLength
     @Option(help: "Seconds a room's history lives after its last event.")
@@ -159,6 +161,7 @@ struct DevicehubCommand: ParsableCommand {
         c.deviceQueueCap = deviceQueueCap
         c.reaperInterval = reaperInterval
         c.queueReconcileInterval = queueReconcileInterval
+        c.deviceLogRate = deviceLogRate
         c.roomHistoryLength = roomHistoryLength
         c.roomHistoryTTL = roomHistoryTtl
         c.subscriberSoftLimit = subscriberSoftLimit

@@ -37,7 +37,7 @@ final class DeviceStreamStateTests: XCTestCase {
         // The burst goes through (written and finished one by one), then the budget is spent.
         var now: UInt64 = 1
         var sent = 0
-        while sent + 100 <= DeviceStreamState.burst {
+        while sent + 100 <= s.burst {
             XCTAssertEqual(s.arrive(batch("b\(sent)", lines: 100), now: now), .start)
             XCTAssertNil(s.finished())
             sent += 100

@@ -227,6 +227,63 @@ final class MultiNodeRoomTests: XCTestCase {
     }
 }
 
+extension MultiNodeRoomTests {
+    /// A reader that stops reading while its device streams logs on the other node: the hub
+    /// drops its oldest log events (never the status events), says so with `lagged`, keeps it
+    /// connected, and its RSS stays flat.
+    func testAStalledReaderLosesOldLogsNotStatusAndMemoryStaysFlat() throws {
+        let c = try Cluster(extraArguments: ["--subscriber-soft-limit", "65536", "--subscriber-hard-limit", "1048576",
+                                            "--requests-per-minute", "1000000"])
+        defer { c.stop() }
+        let node = c.nodes[1]
+        try c.propose(1, through: 0)
+        let claimed = try XCTUnwrap(try c.call(0, "POST", "/api/v1/device/commands/claim", bearer: c.deviceToken, json: ["max": 1]).json?["commands"] as? [[String: Any]])
+        let command = try XCTUnwrap(claimed.first?["id"] as? String)
+        let stall = Process()
+        stall.executableURL = URL(fileURLWithPath: try PythonPeer.interpreter())
+        stall.arguments = [PythonPeer.script("ws_stall.py"), "127.0.0.1", String(c.ports[1]), c.jwt(c.viewer), c.room, "16"]
+        let out = Pipe(), err = Pipe()
+        stall.standardOutput = out
+        stall.standardError = err
+        try stall.run()
+        let ready = Date().addingTimeInterval(15)
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("READY"), Date() < ready { seen.append(err.fileHandleForReading.availableData) }
+        let before = try residentKiB(node.process.processIdentifier)
+        // The device on node A: 240 batches of 10 lines of 8 KB, one every 50 ms: ~19 MB of
+        // execution.log in 12 s, while the reader reads nothing.
+        let device = try IdentityTestHub.Session(port: c.ports[0], path: "/ws/device", steps: [
+            ["send_logs": ["command_id": command, "batches": 240, "lines": 10, "bytes": 8_000, "interval": 0.05]], ["recv_for": 1.0],
+        ], headers: ["Authorization": "Bearer \(c.deviceToken)"])
+        var peak = before
+        while device.process.isRunning {
+            peak = max(peak, (try? residentKiB(node.process.processIdentifier)) ?? 0)
+            usleep(100_000)
+        }
+        let streamed = try device.finish()
+        // The device may be told to slow down (`rate_limited` when its batches wait on the
+        // store); that is the device's side, not the subscriber's.
+        XCTAssertTrue(streamed.received.allSatisfy { $0["code"] as? String ?? "rate_limited" == "rate_limited" }, "\(streamed.received.prefix(3))")
+        // Status events meanwhile (never dropped): three proposals.
+        try c.propose(3, through: 1)
+        stall.waitUntilExit()
+        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any])
+        let lagged = result["lagged"] as? [Int] ?? []
+        let names = result["event_names"] as? [String: Int] ?? [:]
+        let offsets = result["events"] as? [Int] ?? []
+        print("stalled log reader: RSS before \(before) KiB, peak \(peak) KiB (+\(peak - before) KiB); got \(names), lagged \(lagged.reduce(0, +))")
+        XCTAssertNil(result["close_code"] as? Int, "logs alone never close a subscriber: \(result.filter { $0.key != "events" })")
+        XCTAssertGreaterThan(lagged.reduce(0, +), 0, "it was told it lost logs")
+        XCTAssertEqual(names["command.status"], 3, "status events are never dropped")
+        XCTAssertLessThan(names["execution.log"] ?? 0, 2400, "old logs were dropped")
+        XCTAssertEqual(offsets, offsets.sorted(), "in order")
+        XCTAssertEqual(Set(offsets).count, offsets.count, "no duplicates")
+        XCTAssertLessThan(peak - before, 24 * 1024, "RSS stays flat under ~19 MB of logs for a stalled reader")
+        let metrics = try c.call(1, "GET", "/metrics").text
+        XCTAssertFalse(metrics.contains("devicehub_room_dropped_logs_total 0\n"), "the drops are counted")
+    }
+}
+
 /// VmRSS of a process, in KiB.
 func residentKiB(_ pid: Int32) throws -> Int {
     let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)

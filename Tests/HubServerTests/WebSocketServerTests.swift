@@ -114,6 +114,53 @@ final class WebSocketServerTests: XCTestCase {
         }
     }
 
+    /// A sender that pauses at `.backpressure` hears `webSocketWritable` once its output is out,
+    /// also when the kernel took the whole burst in one flush (nothing ever blocked): without
+    /// that, a producer paused on the soft limit would wait forever.
+    func testBackpressureIsAlwaysFollowedByWritable() throws {
+        let (peer, port) = try PythonPeer.start("ws_server_echo.py", [])
+        defer { peer.terminate() }
+        let group = try EventLoopGroup(count: 1, registry: nil)
+        group.start()
+        defer { group.stopAndJoin() }
+        final class Producer: WebSocketDelegate, @unchecked Sendable {
+            // Loop thread only, except the semaphores and the reads after `done`.
+            var left = 40
+            var pauses = 0, writables = 0, echoes = 0
+            let done = DispatchSemaphore(value: 0)
+            let chunk = String(repeating: "x", count: 4096)
+            func pump(_ ws: WebSocketConnection) {
+                while left > 0 {
+                    left -= 1
+                    if ws.send(text: chunk) == .backpressure {
+                        pauses += 1
+                        return
+                    }
+                }
+            }
+            func webSocketWritable(_ ws: WebSocketConnection) {
+                writables += 1
+                pump(ws)
+            }
+            func webSocket(_ ws: WebSocketConnection, text: UnsafeRawBufferPointer) {
+                echoes += 1
+                if echoes == 40 { done.signal() }
+            }
+        }
+        let producer = Producer()
+        var options = WebSocketClient.Options(host: "127.0.0.1", port: port)
+        // A soft limit of two messages: the 40 messages pause many times.
+        options.settings.sendSoftLimit = 8192
+        group.loops[0].execute {
+            WebSocketClient.connect(options, on: group.loops[0], makeDelegate: { _ in producer }) { result in
+                if case .success(let ws) = result { producer.pump(ws) }
+            }
+        }
+        XCTAssertEqual(producer.done.wait(timeout: .now() + 10), .success, "paused \(producer.pauses) times, resumed \(producer.writables)")
+        XCTAssertGreaterThan(producer.pauses, 1)
+        XCTAssertEqual(producer.writables, producer.pauses, "every pause is followed by writable")
+    }
+
     /// Our client over TLS (wss://) against python-websockets with Python's ssl module: the
     /// echo works when the server's certificate verifies (by IP address SAN), and the connect
     /// fails when it does not (a certificate from another issuer).

@@ -10,6 +10,9 @@ STEPS_JSON is a list of steps:
   {"wait_close": SECONDS}  wait up to SECONDS for the server to close
   {"sleep": SECONDS}
   {"recv_for": SECONDS}    record every message that arrives within SECONDS
+  {"send_logs": {"command_id": ID, "batches": N, "lines": L, "bytes": B, "interval": S}}
+                           send N `logs` batches of L stdout lines of B bytes (seq from 1),
+                           one every S seconds, without waiting for replies
   {"recv_until": {"type": T, "count": N, "timeout": SECONDS}}
                            record messages until N of type T arrived (error on timeout)
 Prints one JSON object: {"handshake": status, "received": [...], "close_code": int|null,
@@ -77,6 +80,16 @@ async def main():
                         print("READY", file=sys.stderr, flush=True)
                     elif "sleep" in step:
                         await asyncio.sleep(step["sleep"])
+                    elif "send_logs" in step:
+                        spec = step["send_logs"]
+                        seq = 0
+                        for _ in range(spec["batches"]):
+                            lines = []
+                            for _ in range(spec["lines"]):
+                                seq += 1
+                                lines.append({"stream": "stdout", "seq": seq, "data": ("%08d" % seq) + "x" * (spec["bytes"] - 8)})
+                            await ws.send(json.dumps({"type": "logs", "command_id": spec["command_id"], "lines": lines}))
+                            await asyncio.sleep(spec["interval"])
                     elif "recv_for" in step:
                         loop = asyncio.get_running_loop()
                         end = loop.time() + step["recv_for"]

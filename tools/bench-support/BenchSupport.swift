@@ -2,8 +2,8 @@ import Foundation
 import HubIO
 import HubTelemetry
 
-// What the benchmark clients share (auth-bench, queue-bench, ws-load): log lines, errors,
-// /proc readings, percentiles, running a closure on a loop from the main thread, and the
+// What the benchmark clients share (auth-bench, queue-bench, room-bench, ws-load): log lines,
+// errors, /proc readings, percentiles, running a closure on a loop from the main thread, and the
 // JSON summary printer. Not on any measured path.
 
 /// Progress notes on stderr, prefixed with the tool's name (stdout carries the JSON summary).
@@ -64,6 +64,15 @@ public func percentile(_ sorted: [UInt64], _ p: Double) -> Double? {
     guard !sorted.isEmpty else { return nil }
     let i = min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))
     return Double(sorted[i]) / 1e6
+}
+
+/// p50 … max and mean of nanosecond samples (any order), in milliseconds, keyed `<name>_…`.
+public func latencySummary(_ name: String, _ samples: [UInt64]) -> [(String, Any?)] {
+    let s = samples.sorted()
+    let mean = s.isEmpty ? nil : Double(s.reduce(0, &+)) / Double(s.count) / 1e6
+    return [("\(name)_samples", s.count), ("\(name)_p50_ms", percentile(s, 0.5)), ("\(name)_p90_ms", percentile(s, 0.9)),
+            ("\(name)_p99_ms", percentile(s, 0.99)), ("\(name)_p999_ms", percentile(s, 0.999)),
+            ("\(name)_max_ms", s.last.map { Double($0) / 1e6 }), ("\(name)_mean_ms", mean)]
 }
 
 /// Runs `body` on `loop` and waits for its result (main thread).

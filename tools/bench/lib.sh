@@ -1,6 +1,7 @@
 # Shared by the benchmark scripts (source it after setting `work`, `pg_port`, `redis_port`):
-# the run's throw-away credentials, stopping processes, waiting for HTTP, and starting
-# redis-server and PostgreSQL (as the postgres user, with the server's durability defaults).
+# the run's throw-away credentials, stopping processes, waiting for HTTP, starting
+# redis-server and PostgreSQL (as the postgres user, with the server's durability defaults),
+# starting hubs, and the machine's state.
 
 # Credentials of this run only (loopback, thrown away with $work).
 admin_token=bench-admin-$(openssl rand -hex 16)
@@ -52,4 +53,42 @@ start_stores() {
     -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 $*" >/dev/null \
     || { tail -20 "$pg_dir/server.log" >&2; exit 1; }
   for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+}
+
+# The machine's state: cores, CPU, memory, load, and idle % over 3 s right before the runs.
+machine_json() {
+  local idle vm
+  vm=$(vmstat 1 4 | tail -3)
+  idle=$(awk '{s+=$15} END {printf "%.0f", s/NR}' <<<"$vm")
+  jq -n --arg cpu "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" --argjson cores "$(nproc)" \
+    --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson idle "$idle" \
+    --argjson mem "$(free -m | awk '/^Mem:/ {print $2}')" --argjson avail "$(free -m | awk '/^Mem:/ {print $7}')" \
+    --arg kernel "$(uname -r)" --arg top "$(ps -eo pcpu,comm --sort=-pcpu | sed -n 2,6p | xargs)" \
+    '{cpu: $cpu, cores: $cores, loadavg_1_5_15: $load, idle_percent_3s: $idle, mem_total_mib: $mem, mem_available_mib: $avail,
+      kernel: $kernel, top_processes_pcpu: $top}'
+}
+
+# A hub on 127.0.0.1:port, release-style flags: access log off, log level warning, rate limits
+# out of the way (10,000,000/min: every request still goes through the counters). Networked:
+# on $redis_url (one Redis, or a cluster seed) and $pg_url; else the embedded store in
+# $work/embedded-data. Uses the caller's $bin, $loops, $out and the associative array hub_pid
+# (name → pid); returns once /readyz answers.
+start_hub() { # name port [networked node-id]
+  local name=$1 port=$2 args=(--host 127.0.0.1 --port "$2" --loops "$loops" --no-access-log --log-level warning
+    --admin-token "$admin_token" --supabase-jwt-secret "$jwt_secret"
+    --requests-per-minute "$huge" --auth-failures-per-minute-per-ip "$huge")
+  if [ "${3:-}" = networked ]; then
+    args+=(--redis-url "$redis_url" --postgres-url "$pg_url" --hash-key "$hash_key" --node-id "$4")
+  else
+    args+=(--data-dir "$work/embedded-data")
+  fi
+  args+=(${HUB_EXTRA_ARGS:-})
+  "$bin/devicehub" "${args[@]}" >"$out/hub-$name.log" 2>&1 &
+  hub_pid[$name]=$!
+  wait_http "http://127.0.0.1:$port/readyz"
+}
+
+store_pids() { # redis-server, postmaster and its children (the backends present now)
+  local pm; pm=$(head -1 "$pg_dir/data/postmaster.pid")
+  echo "$redis_pid $pm $(pgrep -P "$pm" | tr '\n' ' ')" | xargs | tr ' ' ','
 }

@@ -70,44 +70,13 @@ fi
 bin=.build/release
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-# The machine's state: cores, CPU, memory, load, and idle % over 3 s right before the runs.
-machine_json() {
-  local idle vm
-  vm=$(vmstat 1 4 | tail -3)
-  idle=$(awk '{s+=$15} END {printf "%.0f", s/NR}' <<<"$vm")
-  jq -n --arg cpu "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" --argjson cores "$(nproc)" \
-    --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson idle "$idle" \
-    --argjson mem "$(free -m | awk '/^Mem:/ {print $2}')" --argjson avail "$(free -m | awk '/^Mem:/ {print $7}')" \
-    --arg kernel "$(uname -r)" --arg top "$(ps -eo pcpu,comm --sort=-pcpu | sed -n 2,6p | xargs)" \
-    '{cpu: $cpu, cores: $cores, loadavg_1_5_15: $load, idle_percent_3s: $idle, mem_total_mib: $mem, mem_available_mib: $avail,
-      kernel: $kernel, top_processes_pcpu: $top}'
-}
 machine_json >"$out/machine-before.json"
 echo "==> machine: $(jq -r '"\(.cores) cores (\(.cpu)), load \(.loadavg_1_5_15), idle \(.idle_percent_3s)% over 3 s, \(.mem_available_mib) MiB available"' "$out/machine-before.json")" >&2
-
-start_hub() { # name port [networked node-id]
-  local name=$1 port=$2 args=(--host 127.0.0.1 --port "$2" --loops "$loops" --no-access-log --log-level warning
-    --admin-token "$admin_token" --supabase-jwt-secret "$jwt_secret"
-    --requests-per-minute "$huge" --auth-failures-per-minute-per-ip "$huge")
-  if [ "${3:-}" = networked ]; then
-    args+=(--redis-url "$redis_url" --postgres-url "$pg_url" --hash-key "$hash_key" --node-id "$4")
-  else
-    args+=(--data-dir "$work/embedded-data")
-  fi
-  "$bin/devicehub" "${args[@]}" >"$out/hub-$name.log" 2>&1 &
-  hub_pid[$name]=$!
-  wait_http "http://127.0.0.1:$port/readyz"
-}
 
 start_networked_stores() {
   echo "==> redis-server on 127.0.0.1:$redis_port, PostgreSQL on 127.0.0.1:$pg_port (defaults: fsync, synchronous_commit on; pg_stat_statements)" >&2
   start_stores -c shared_preload_libraries=pg_stat_statements
   psql -X -q -d "$pg_url" -c "create extension if not exists pg_stat_statements" >/dev/null
-}
-
-store_pids() { # redis-server, postmaster and its children (the backends present now)
-  local pm; pm=$(head -1 "$pg_dir/data/postmaster.pid")
-  echo "$redis_pid $pm $(pgrep -P "$pm" | tr '\n' ' ')" | xargs | tr ' ' ','
 }
 
 operator_jwt=$("$bin/hubctl" mint-dev-jwt --secret "$jwt_secret" --sub "$operator_id" --ttl 86400)

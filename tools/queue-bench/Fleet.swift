@@ -49,17 +49,7 @@ final class Fleet {
     static func open(_ options: RunOptions, devices: [BenchDevice]) throws -> Fleet {
         let target = try options.deviceTarget
         let started = monotonicNanoseconds()
-        let base = target.base
-        let tokens: [String] = try blocking {
-            let client = try HTTPClient()
-            defer { client.shutdown() }
-            return try await concurrently(devices.count, concurrency: options.authConcurrency) { i in
-                let grant = try await call(client, .post, "\(base)/api/v1/device/auth",
-                                           json: ["device_id": devices[i].id, "device_secret": devices[i].secret], expect: 200)
-                guard let token = grant["token"] as? String else { throw Failure("device auth without token") }
-                return token
-            }
-        }
+        let tokens = try deviceTokens(base: target.base, devices: devices, concurrency: options.authConcurrency)
         Log.note(String(format: "%d device tokens in %.1f s", tokens.count, Double(monotonicNanoseconds() - started) / 1e9))
 
         _ = raiseFileDescriptorLimit()
@@ -71,17 +61,24 @@ final class Fleet {
             let li = i % group.loops.count
             agents[li].append(DeviceAgent(index: i, device: d, counters: counters[li], claimMax: options.claimMax))
         }
-        var ws = WebSocketClient.Options(host: target.host, port: target.port)
-        ws.path = "/ws/device"
-        var settings = WebSocketSettings()
-        settings.pingInterval = 1e9     // the hub pings idle sockets; the connection answers by itself
-        settings.idleTimeout = 1e9
-        ws.settings = settings
+        let ws = benchSocketOptions(host: target.host, port: target.port, path: "/ws/device")
         let fleet = Fleet(group: group, agents: agents, counters: counters)
         let t1 = monotonicNanoseconds()
         for (li, loop) in group.loops.enumerated() {
-            let ramp = Ramp(loop: loop, agents: agents[li], tokens: agents[li].map { tokens[$0.index] }, options: ws,
-                            concurrency: max(1, options.connectConcurrency / group.loops.count), counters: counters[li])
+            let c = counters[li], list = agents[li]
+            let sockets = list.map { agent -> SocketRamp.Socket in
+                var o = ws
+                o.headers = [("Authorization", "Bearer " + tokens[agent.index])]
+                return SocketRamp.Socket(options: o, delegate: agent)
+            }
+            let ramp = SocketRamp(loop: loop, sockets: sockets, concurrency: max(1, options.connectConcurrency / group.loops.count)) { k, result in
+                switch result {
+                case .success: LoopCounters.bump(c.opened)
+                case .failure(let error):
+                    LoopCounters.bump(c.errors)
+                    Problems.add("device \(list[k].index): /ws/device connect: \(error)")
+                }
+            }
             loop.execute { ramp.pump() }
         }
         let deadline = monotonicNanoseconds() + UInt64((30 + Double(devices.count) / 50) * 1e9)
@@ -96,45 +93,3 @@ final class Fleet {
         return fleet
     }
 }
-
-/// Opens the sockets of one loop, at most `concurrency` connects pending.
-final class Ramp {
-    let loop: EventLoop
-    let agents: [DeviceAgent]
-    let tokens: [String]
-    let options: WebSocketClient.Options
-    let concurrency: Int
-    let counters: LoopCounters
-    private var next = 0
-    private var pending = 0
-
-    init(loop: EventLoop, agents: [DeviceAgent], tokens: [String], options: WebSocketClient.Options, concurrency: Int, counters: LoopCounters) {
-        self.loop = loop
-        self.agents = agents
-        self.tokens = tokens
-        self.options = options
-        self.concurrency = concurrency
-        self.counters = counters
-    }
-
-    func pump() {
-        while pending < concurrency && next < agents.count {
-            let agent = agents[next]
-            var o = options
-            o.headers = [("Authorization", "Bearer " + tokens[next])]
-            next += 1
-            pending += 1
-            WebSocketClient.connect(o, on: loop, makeDelegate: { _ in agent }) { result in
-                self.pending -= 1
-                switch result {
-                case .success: LoopCounters.bump(self.counters.opened)
-                case .failure(let error):
-                    LoopCounters.bump(self.counters.errors)
-                    Problems.add("device \(agent.index): /ws/device connect: \(error)")
-                }
-                self.loop.execute { self.pump() }
-            }
-        }
-    }
-}
-

@@ -24,7 +24,7 @@ final class DeviceSocket: WebSocketDelegate {
     private let revalidateInterval: UInt64
     /// The queue's device side and the device streams (nil until the service started).
     private let commands: CommandsLayer
-    private var streamState = DeviceStreamState()
+    private var streamState: DeviceStreamState
     /// Set once the open's presence takeover is done: a heartbeat before it must not read the
     /// previous holder's presence as a sign that this socket was replaced.
     private var presenceTaken = false
@@ -39,6 +39,7 @@ final class DeviceSocket: WebSocketDelegate {
     init(device: DevicePrincipal, token: String, registry: DeviceConnections, authority: any SocketAuthority,
          presence: DevicePresence, revalidateInterval: Double, commands: CommandsLayer) {
         self.device = device
+        streamState = DeviceStreamState(linesPerSecond: commands.config.deviceLogRate)
         self.commands = commands
         self.presence = presence
         self.token = token

@@ -29,20 +29,26 @@ struct DeviceStreamState {
     /// How long a command found held is trusted before its record is read again: a command that
     /// ended (or was canceled) stops taking lines within this time.
     static let heldFor: UInt64 = 10_000_000_000
-    /// Lines (and status reports) per second a socket may send, and the burst above that.
-    static let linesPerSecond = 500
-    static let burst = 2000
+    /// Lines (and status reports) per second a socket may send (`--device-log-rate`), and the
+    /// burst above that (four seconds' worth).
+    let linesPerSecond: Int
+    var burst: Int { linesPerSecond * 4 }
 
     private var waiting: [Batch] = []
     private(set) var writing = false
     private var held: [UUID: (command: DeviceStreamService.HeldCommand, checkedAt: UInt64)] = [:]
-    private var tokens = Double(burst)
+    private var tokens: Double
     private var refilledAt: UInt64?
+
+    init(linesPerSecond: Int = 500) {
+        self.linesPerSecond = linesPerSecond
+        tokens = Double(linesPerSecond * 4)
+    }
 
     /// A batch arrived at `now` (loop nanoseconds).
     mutating func arrive(_ batch: Batch, now: UInt64) -> Arrival {
         guard spend(batch.lines.count, now: now) else {
-            return .refuse(code: "rate_limited", message: "at most \(Self.linesPerSecond) log lines per second")
+            return .refuse(code: "rate_limited", message: "at most \(linesPerSecond) log lines per second")
         }
         if !writing {
             writing = true
@@ -67,7 +73,7 @@ struct DeviceStreamState {
     /// Takes `n` from the line budget; false (and nothing taken) when it does not hold `n`.
     mutating func spend(_ n: Int, now: UInt64) -> Bool {
         if let at = refilledAt {
-            tokens = min(Double(Self.burst), tokens + Double(now &- at) / 1e9 * Double(Self.linesPerSecond))
+            tokens = min(Double(burst), tokens + Double(now &- at) / 1e9 * Double(linesPerSecond))
         }
         refilledAt = now
         guard tokens >= Double(n) else { return false }
