@@ -115,7 +115,7 @@ final class RedisClusterRouter: @unchecked Sendable {
 
     // MARK: routing
 
-    private enum Redirect {
+    enum Redirect: Equatable {
         case moved(String)
         case ask(String)
 

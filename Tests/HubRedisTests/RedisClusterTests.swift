@@ -89,6 +89,32 @@ import Testing
         #expect(mismatches == 0)
     }
 
+    @Test func slotMapRepliesAreParsedAndBounded() {
+        let reply: RedisValue = .array([
+            .array([.integer(0), .integer(5460), .array([.string(Array("10.0.0.1".utf8)), .integer(7000), .string(Array("id1".utf8))]),
+                    .array([.string(Array("10.0.0.4".utf8)), .integer(7003)])]),
+            .array([.integer(5461), .integer(16383), .array([.string([]), .integer(7001)])]),
+        ])
+        let ranges = RedisClusterTopology.parseSlots(reply, askedHost: "10.0.0.9")
+        #expect(ranges == [.init(first: 0, last: 5460, host: "10.0.0.1", port: 7000), .init(first: 5461, last: 16383, host: "10.0.0.9", port: 7001)])
+        // Out of range, reversed, a bad port, not an array: refused whole.
+        for bad: RedisValue in [.array([.array([.integer(0), .integer(16384), .array([.string(Array("h".utf8)), .integer(1)])])]),
+                                .array([.array([.integer(9), .integer(3), .array([.string(Array("h".utf8)), .integer(1)])])]),
+                                .array([.array([.integer(0), .integer(1), .array([.string(Array("h".utf8)), .integer(70000)])])]),
+                                .status("OK")] {
+            #expect(RedisClusterTopology.parseSlots(bad, askedHost: "h") == nil)
+        }
+    }
+
+    @Test func redirectsAreParsed() {
+        typealias R = RedisClusterRouter.Redirect
+        #expect(R("MOVED 3999 127.0.0.1:6381", repliedBy: "x") == .moved("127.0.0.1:6381"))
+        #expect(R("ASK 3999 127.0.0.1:6381", repliedBy: "x") == .ask("127.0.0.1:6381"))
+        #expect(R("MOVED 3999 :6381", repliedBy: "10.0.0.2") == .moved("10.0.0.2:6381"))  // endpoint unknown: the node that answered
+        #expect(R("ERR wrong number of arguments", repliedBy: "x") == nil)
+        #expect(R("MOVED x 127.0.0.1:6381", repliedBy: "x") == nil)
+    }
+
     // MARK: routing
 
     @Test func commandsReachEveryMasterThroughOneClient() async throws {
