@@ -93,7 +93,7 @@ import Testing
                     if n % 64 == 0 { await Task.yield() }
                 }
             }
-            #expect(await eventually { calls.load(ordering: .relaxed) >= 50 })
+            #expect(await eventually(timeout: .seconds(20)) { calls.load(ordering: .relaxed) >= 50 })
             subscription.cancel()
             cancelReturned.store(true, ordering: .releasing)
             let settled = calls.load(ordering: .relaxed)

@@ -204,6 +204,14 @@ final class StreamingDevice: WebSocketDelegate {
                 lane.answered(entered: false, events: batch)
                 lane.offer(self)
                 maybeSendResult()
+            } else if (id == "c" || id == "r") && code == "unavailable" {
+                // The hub's store queue was full (1,000 devices claiming at once): retry after a
+                // jittered pause, as an agent would.
+                let retry = id
+                _ = ws.channel.loop.schedule(after: UInt64.random(in: 20_000_000...200_000_000)) { [weak self] in
+                    guard let self else { return }
+                    if retry == "c" { self.claim() } else { self.resultSent = false; self.maybeSendResult() }
+                }
             } else if id == "c" {
                 claimPending = false
                 problem("device \(index): claim refused: \(String(decoding: text.prefix(300), as: UTF8.self))")

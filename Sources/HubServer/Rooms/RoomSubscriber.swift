@@ -9,13 +9,6 @@ import HubWebSocketIO
 ///
 /// Lives on the connection's loop; every method runs there.
 final class RoomSubscriber {
-    enum Membership {
-        /// Joining: live events wait here until the history read is answered.
-        case joining([RoomFrame])
-        /// Live: the epoch and offset of the newest event delivered (or replayed).
-        case live(epoch: String, cursor: UInt64)
-    }
-
     /// What a join found, and what it replays.
     struct Joined {
         var epoch: String
@@ -27,7 +20,8 @@ final class RoomSubscriber {
     private let table: RoomTable
     private let metrics: RoomMetrics
     private weak var ws: WebSocketConnection?
-    private(set) var rooms: [String: Membership] = [:]
+    /// This connection's memberships by room (the other half of the table's index).
+    private(set) var rooms: [String: RoomMembership] = [:]
     private var outbox: SubscriberOutbox<SharedBytes>
     private var closed = false
     /// Live events buffered per joining room, at most.
@@ -44,9 +38,10 @@ final class RoomSubscriber {
     /// buffered until `activate`.
     func enter(_ room: String) async throws(StoreError) {
         guard !closed else { throw .unavailable("connection closed") }
-        rooms[room] = .joining([])
+        let membership = RoomMembership(subscriber: self, room: room)
+        rooms[room] = membership
         let result: Result<Void, StoreError> = await withCheckedContinuation { continuation in
-            table.add(self, to: room) { continuation.resume(returning: $0) }
+            table.add(membership) { continuation.resume(returning: $0) }
         }
         if case .failure(let error) = result {
             leave(room)
@@ -63,64 +58,72 @@ final class RoomSubscriber {
     /// Sends the replay, then the events buffered while joining that come after it, and goes
     /// live. Nothing when the room was left meanwhile.
     func activate(_ room: String, _ joined: Joined) {
-        guard case .joining(let buffered) = rooms[room] else { return }
-        rooms[room] = .live(epoch: joined.epoch, cursor: joined.offset)
-        for frame in joined.replay where rooms[room] != nil { push(frame) }
-        for frame in buffered where rooms[room] != nil { receive(room, frame) }
+        guard let membership = rooms[room], case .joining(let buffered) = membership.state else { return }
+        membership.state = .live(epoch: joined.epoch, cursor: joined.offset)
+        var written = 0
+        for frame in joined.replay where rooms[room] === membership {
+            if push(frame) { written += 1 }
+        }
+        for frame in buffered where rooms[room] === membership {
+            if receive(membership, frame) { written += 1 }
+        }
+        if written > 0 { metrics.delivered.increment(by: written) }
     }
 
     func leave(_ room: String) {
-        guard rooms.removeValue(forKey: room) != nil else { return }
-        table.remove(self, from: room)
+        guard let membership = rooms.removeValue(forKey: room) else { return }
+        table.remove(membership)
     }
 
     /// Leaves every room (the connection closed); later joins are refused.
     func leaveAll() {
         closed = true
-        for room in rooms.keys { table.remove(self, from: room) }
+        for membership in rooms.values { table.remove(membership) }
         rooms = [:]
     }
 
-    /// An event of `room` from the node's relay.
-    func receive(_ room: String, _ frame: RoomFrame) {
-        switch rooms[room] {
-        case .none:
-            return
+    /// An event of the membership's room from the node's relay; true when it was written to
+    /// the socket now (the caller counts deliveries).
+    func receive(_ membership: RoomMembership, _ frame: RoomFrame) -> Bool {
+        switch membership.state {
         case .joining(var buffered):
             guard buffered.count < Self.maxJoinBuffer else {
                 closeSlow()
-                return
+                return false
             }
             buffered.append(frame)
-            rooms[room] = .joining(buffered)
+            membership.state = .joining(buffered)
+            return false
         case .live(let epoch, let cursor):
             // Already replayed (the join's read and the live channel overlap).
-            if frame.epoch == epoch && frame.offset <= cursor { return }
-            rooms[room] = .live(epoch: frame.epoch, cursor: frame.offset)
-            push(frame)
+            if frame.epoch == epoch && frame.offset <= cursor { return false }
+            membership.state = .live(epoch: frame.epoch, cursor: frame.offset)
+            return push(frame)
         }
     }
 
-    private func push(_ frame: RoomFrame) {
-        guard let ws else { return }
+    private func push(_ frame: RoomFrame) -> Bool {
+        guard let ws else { return false }
         let droppedBefore = outbox.droppedTotal
         switch outbox.offer(frame.bytes, size: frame.bytes.count, isLog: frame.isLog) {
         case .write:
-            write(frame.bytes, to: ws)
+            return write(frame.bytes, to: ws)
         case .queued:
             metrics.noteDropped(outbox.droppedTotal - droppedBefore)
+            return false
         case .close:
             closeSlow()
+            return false
         }
     }
 
-    private func write(_ bytes: SharedBytes, to ws: WebSocketConnection) {
+    private func write(_ bytes: SharedBytes, to ws: WebSocketConnection) -> Bool {
         switch ws.send(shared: bytes) {
-        case .sent: metrics.delivered.increment()
+        case .sent: return true
         case .backpressure:
-            metrics.delivered.increment()
             outbox.markBackpressured()
-        case .dropped: break // closed by the socket's own hard limit; `webSocketClosed` cleans up
+            return true
+        case .dropped: return false // closed by the socket's own hard limit; `webSocketClosed` cleans up
         }
     }
 
@@ -131,10 +134,12 @@ final class RoomSubscriber {
         outbox.writable()
         let dropped = outbox.takeDropped()
         if dropped > 0 { ws.send(text: #"{"type":"lagged","dropped":"# + String(dropped) + "}") }
+        var written = 0
         while ws.isOpen, let item = outbox.next() {
-            write(item.frame, to: ws)
+            if write(item.frame, to: ws) { written += 1 }
             if outbox.backpressured { break }
         }
+        if written > 0 { metrics.delivered.increment(by: written) }
     }
 
     private func closeSlow() {

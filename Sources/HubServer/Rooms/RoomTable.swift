@@ -11,22 +11,26 @@ final class RoomTable: @unchecked Sendable {
     // @unchecked: every method runs on `loop` (the relay and the subscribers call it there);
     // it is passed across threads only to be used back on its loop.
     let loop: EventLoop
+    let metrics: RoomMetrics
     var relay: RoomRelay!
     private var rooms: [String: Room] = [:]
 
     final class Room {
-        var members: [RoomSubscriber] = []
-        var positions: [ObjectIdentifier: Int] = [:]
+        var members: [RoomMembership] = []
         /// The node's subscription carries this room's events to this loop.
         var ready = false
         var waiting: [(Result<Void, StoreError>) -> Void] = []
     }
 
-    init(loop: EventLoop) { self.loop = loop }
+    init(loop: EventLoop, metrics: RoomMetrics) {
+        self.loop = loop
+        self.metrics = metrics
+    }
 
-    /// Adds `member` to `room`; `ready` runs (on this loop) once events published from now on
+    /// Adds `member` to its room; `ready` runs (on this loop) once events published from now on
     /// reach it, or with the error when the node could not subscribe.
-    func add(_ member: RoomSubscriber, to room: String, ready: @escaping (Result<Void, StoreError>) -> Void) {
+    func add(_ member: RoomMembership, ready: @escaping (Result<Void, StoreError>) -> Void) {
+        let room = member.room
         let entry: Room
         if let existing = rooms[room] {
             entry = existing
@@ -44,20 +48,22 @@ final class RoomTable: @unchecked Sendable {
                 }
             }
         }
-        let id = ObjectIdentifier(member)
-        if entry.positions[id] == nil {
-            entry.positions[id] = entry.members.count
+        if member.slot < 0 {
+            member.slot = entry.members.count
             entry.members.append(member)
         }
         if entry.ready { ready(.success(())) } else { entry.waiting.append(ready) }
     }
 
-    func remove(_ member: RoomSubscriber, from room: String) {
-        guard let entry = rooms[room], let slot = entry.positions.removeValue(forKey: ObjectIdentifier(member)) else { return }
+    func remove(_ member: RoomMembership) {
+        let room = member.room
+        guard member.slot >= 0, let entry = rooms[room], member.slot < entry.members.count, entry.members[member.slot] === member else { return }
+        let slot = member.slot
+        member.slot = -1
         let last = entry.members.removeLast()
         if slot < entry.members.count {
             entry.members[slot] = last
-            entry.positions[ObjectIdentifier(last)] = slot
+            last.slot = slot
         }
         if entry.members.isEmpty {
             rooms[room] = nil
@@ -66,12 +72,14 @@ final class RoomTable: @unchecked Sendable {
     }
 
     /// Hands `frame` to every member of `room` on this loop (by reference: the frame's bytes
-    /// are shared).
+    /// are shared). One dictionary look-up per event and loop, none per member.
     func deliver(_ room: String, _ frame: RoomFrame) {
         guard let entry = rooms[room], entry.ready else { return }
         // Members may leave while receiving (a slow consumer is closed): iterate over a copy.
         let members = entry.members
-        for member in members { member.receive(room, frame) }
+        var written = 0
+        for member in members where member.subscriber.receive(member, frame) { written += 1 }
+        if written > 0 { metrics.delivered.increment(by: written) }
     }
 
     /// Rooms and memberships on this loop (metrics, tests).

@@ -25,8 +25,9 @@ final class RoomsLayer: HubService, @unchecked Sendable {
         self.loops = loops
         self.dataStores = dataStores
         self.logger = logger
-        metrics = RoomMetrics(registry: registry)
-        tables = loops.map { RoomTable(loop: $0) }
+        let metrics = RoomMetrics(registry: registry)
+        self.metrics = metrics
+        tables = loops.map { RoomTable(loop: $0, metrics: metrics) }
     }
 
     func start() async throws {
