@@ -92,3 +92,21 @@ store_pids() { # redis-server, postmaster and its children (the backends present
   local pm; pm=$(head -1 "$pg_dir/data/postmaster.pid")
   echo "$redis_pid $pm $(pgrep -P "$pm" | tr '\n' ' ')" | xargs | tr ' ' ','
 }
+
+# A 3-master Redis Cluster on the given ports (no replicas, no persistence), in $work; sets
+# cluster_url (redis+cluster://) and appends the servers to cluster_pids. Bus ports are port + 30,
+# below the ephemeral range (the default port + 10,000 lands in it, where a benchmark's thousands
+# of client sockets may hold it).
+start_redis_cluster() { # port...
+  local p
+  for p in "$@"; do
+    mkdir -p "$work/cluster-$p"
+    (cd "$work/cluster-$p" && exec redis-server --port "$p" --cluster-port $((p + 30)) --bind 127.0.0.1 --cluster-enabled yes \
+      --cluster-config-file nodes.conf --save "" --appendonly no --daemonize no >"$work/cluster-$p/log" 2>&1) &
+    cluster_pids+=($!)
+  done
+  for p in "$@"; do for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done; done
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "$@") --cluster-replicas 0 --cluster-yes >"$out/cluster-create.log" 2>&1
+  for _ in $(seq 100); do redis-cli -p "$1" cluster info | grep -q 'cluster_state:ok' && break; sleep 0.1; done
+  cluster_url="redis+cluster://127.0.0.1:$1"
+}

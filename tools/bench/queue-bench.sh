@@ -25,6 +25,8 @@
 # pg_stat_statements. Nothing is pinned: the hub(s), redis-server, PostgreSQL and the client
 # share the machine's cores; the machine's state (cores, load, idle %) is recorded in the
 # results. Prints human lines and writes $OUT/summary.json (machine-readable) and summary.md.
+# REDIS_CLUSTER=1: the networked hubs' hot state on a 3-master Redis Cluster started here
+# (redis+cluster://) instead of the single Redis (which still runs, unused by the hubs).
 #   tools/bench/queue-bench.sh [DEVICES=1000] [SECONDS=20]
 # Environment: BACKENDS ("embedded networked"), LOOPS (2), WINDOW (128), PROPOSERS (16),
 #   CLAIM_MAX (10), SAMPLES (2000), WARMUP_SAMPLES (100), PGBENCH_CLIENTS (10), CLIENT_LOOPS (1),
@@ -50,6 +52,7 @@ approver_id=$(cat /proc/sys/kernel/random/uuid)
 source "$(dirname "$0")/lib.sh"
 redis_port=$((base_port + 1)); pg_port=$((base_port + 2))
 port_embedded=$((base_port + 3)); port_a=$((base_port + 4)); port_b=$((base_port + 5))
+cluster_ports=($((base_port + 7)) $((base_port + 8)) $((base_port + 9))); cluster_pids=()
 declare -A hub_pid=()
 redis_url="redis://127.0.0.1:$redis_port/0"
 pg_url="postgres://postgres@127.0.0.1:$pg_port/postgres?sslmode=disable"
@@ -57,6 +60,7 @@ pg_url="postgres://postgres@127.0.0.1:$pg_port/postgres?sslmode=disable"
 cleanup() {
   set +e
   for k in "${!hub_pid[@]}"; do stop_pid "${hub_pid[$k]}"; done
+  for p in "${cluster_pids[@]}"; do stop_pid "$p"; done
   stop_stores
   rm -rf "$work"
 }
@@ -131,6 +135,11 @@ fi
 
 if [[ " $backends " == *" networked "* ]]; then
   start_networked_stores
+  if [ -n "${REDIS_CLUSTER:-}" ]; then
+    start_redis_cluster "${cluster_ports[@]}"
+    echo "==> Redis Cluster: 3 masters on 127.0.0.1:${cluster_ports[*]}; the hubs use $cluster_url" >&2
+    redis_url=$cluster_url
+  fi
   echo "==> Redis + PostgreSQL: hubs A (127.0.0.1:$port_a) and B (127.0.0.1:$port_b), setup ($devices devices) through A" >&2
   start_hub a "$port_a" networked node-a
   start_hub b "$port_b" networked node-b

@@ -68,6 +68,8 @@ source "$(dirname "$0")/lib.sh"
 redis_port=$((base_port + 1)); pg_port=$((base_port + 2))
 port_embedded=$((base_port + 3)); port_a=$((base_port + 4)); port_b=$((base_port + 5)); port_raw=$((base_port + 6))
 cluster_ports=($((base_port + 7)) $((base_port + 8)) $((base_port + 9)))
+# (Their bus ports are port + 30, below the ephemeral range: the default port + 10,000 lands in
+# it, where the benchmark's thousands of client sockets may hold it.)
 declare -A hub_pid=()
 raw_pid=""; cluster_pids=()
 redis_url="redis://127.0.0.1:$redis_port/0"
@@ -194,16 +196,7 @@ if [[ " $backends " == *" networked "* ]]; then
     else
       if [ -z "$cluster_url" ]; then
         echo "==> (5) Redis Cluster: 3 masters on 127.0.0.1:${cluster_ports[*]}" >&2
-        for p in "${cluster_ports[@]}"; do
-          mkdir -p "$work/cluster-$p"
-          (cd "$work/cluster-$p" && exec redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file nodes.conf \
-            --save "" --appendonly no --daemonize no >"$work/cluster-$p/log" 2>&1) &
-          cluster_pids+=($!)
-        done
-        for p in "${cluster_ports[@]}"; do for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done; done
-        redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") --cluster-replicas 0 --cluster-yes >"$out/cluster-create.log" 2>&1
-        for _ in $(seq 100); do redis-cli -p "${cluster_ports[0]}" cluster info | grep -q 'cluster_state:ok' && break; sleep 0.1; done
-        cluster_url="$cluster_scheme://127.0.0.1:${cluster_ports[0]}"
+        start_redis_cluster "${cluster_ports[@]}"
       fi
       echo "==> (5) hubs A and B on $cluster_url (same PostgreSQL)" >&2
       stop_pid "${hub_pid[a]}"; stop_pid "${hub_pid[b]}"; unset 'hub_pid[a]' 'hub_pid[b]'

@@ -181,8 +181,15 @@ final class StreamingDevice: WebSocketDelegate {
                   let list = object["commands"] as? [[String: Any]] else {
                 return problem("device \(index): unreadable commands message: \(String(decoding: text.prefix(300), as: UTF8.self))")
             }
-            // Empty: the proposal is not visible yet; `command.available` brings the next claim.
-            guard let first = list.first else { return }
+            // Empty: the proposal is not visible yet; `command.available` brings the next claim,
+            // and a timer covers a wake-up that was lost (pub/sub is at most once).
+            guard let first = list.first else {
+                _ = ws.channel.loop.schedule(after: UInt64.random(in: 200_000_000...500_000_000)) { [weak self] in
+                    guard let self, self.commandID == nil, !self.claimPending else { return }
+                    self.claim()
+                }
+                return
+            }
             guard let cid = first["id"] as? String, let token = first["lease_token"] as? String else {
                 return problem("device \(index): command without id or lease_token: \(first)")
             }

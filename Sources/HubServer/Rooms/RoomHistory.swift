@@ -1,5 +1,6 @@
 import Foundation
 import HubCommands
+import HubIO
 import HubStore
 import Logging
 import Synchronization
@@ -32,14 +33,18 @@ final class RoomHistory: RoomEventSink, @unchecked Sendable {
 
     static func stream(_ room: String) -> String { "room:" + room }
 
-    init(streams: any StreamStore, pubSub: any PubSub, maxLength: Int, ttl: Duration, lanes count: Int, metrics: RoomMetrics, logger: Logger) {
+    /// Lanes are spread over `loops` and run on them: the stores answer on the loops, so an
+    /// append or publish resumes its lane without a thread hop (on the global executor each
+    /// reply cost a futex wake-up).
+    init(streams: any StreamStore, pubSub: any PubSub, maxLength: Int, ttl: Duration, lanes count: Int, loops: [EventLoop],
+         metrics: RoomMetrics, logger: Logger) {
         self.logger = logger
         self.metrics = metrics
         var lanes: [AsyncStream<Item>.Continuation] = []
-        for _ in 0..<max(1, count) {
+        for index in 0..<max(1, count) {
             let (stream, continuation) = AsyncStream<Item>.makeStream(bufferingPolicy: .bufferingNewest(Self.maxPending))
             lanes.append(continuation)
-            writers.append(Task {
+            writers.append(Task(executorPreference: loops[index % loops.count]) {
                 for await item in stream {
                     do {
                         let position = try await streams.append(Self.stream(item.room), item.stored, maxLength: maxLength, ttl: ttl)

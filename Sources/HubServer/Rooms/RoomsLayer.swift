@@ -36,7 +36,7 @@ final class RoomsLayer: HubService, @unchecked Sendable {
         for table in tables { table.relay = relay }
         self.relay = relay
         history = RoomHistory(streams: stores.streams, pubSub: stores.pubSub, maxLength: settings.historyLength, ttl: settings.historyTTL,
-                              lanes: 4 * loops.count, metrics: metrics, logger: logger)
+                              lanes: 4 * loops.count, loops: loops, metrics: metrics, logger: logger)
     }
 
     func stop() async {
