@@ -35,17 +35,30 @@ public struct LeaseService: Sendable {
         var out: [Delivery] = []
         out.reserveCapacity(claim.leases.count)
         let at = Date(storeMillis: now)
-        for lease in claim.leases {
+        deliveries: for (index, lease) in claim.leases.enumerated() {
             let change = CommandChange(state: .claimed, attempts: lease.attempts,
                                        lease: .set(token: lease.token, expiresAt: Date(storeMillis: lease.deadline), leasedAt: at), updatedAt: at)
             // From `claimed`: the previous delivery's lease lapsed in the queue and this claim
             // records before the lapse was (the lapse's own write then finds a newer delivery
             // and records nothing); the event says so.
-            let update = try await context.update(lease.id, from: [.queued, .claimed], attemptsAtMost: lease.attempts - 1, change: change) { previous in
-                var detail: [(String, String)] = [("attempt", String(lease.attempts))]
-                if previous == .claimed { detail.append(("previous_lease", "\"lapsed\"")) }
-                return CommandEvent(commandID: lease.id, event: "claimed", fromState: previous, toState: .claimed, actor: "device",
-                                    detail: WireText.object(detail), at: at)
+            let update: RecordUpdate<CommandRecord>
+            do {
+                update = try await context.update(lease.id, from: [.queued, .claimed], attemptsAtMost: lease.attempts - 1, change: change) { previous in
+                    var detail: [(String, String)] = [("attempt", String(lease.attempts))]
+                    if previous == .claimed { detail.append(("previous_lease", "\"lapsed\"")) }
+                    return CommandEvent(commandID: lease.id, event: "claimed", fromState: previous, toState: .claimed, actor: "device",
+                                        detail: WireText.object(detail), at: at)
+                }
+            } catch {
+                // The record could not be written (the store is away or its queue is full): give
+                // this delivery and the ones not handed out yet back at once — otherwise they
+                // would sit leased, claimable by nobody, until their leases lapse. Deliveries
+                // already recorded go out; with none, the device hears the error.
+                for rest in claim.leases[index...] {
+                    _ = try? await context.queue.release(queueName, id: rest.id, token: rest.token, delay: .zero, now: now)
+                }
+                if out.isEmpty { throw error }
+                break deliveries
             }
             switch update {
             case .updated(let c):

@@ -96,3 +96,35 @@ final class QueueReconcileTests: XCTestCase {
         XCTAssertEqual(expiredEvents.last, "expired")
     }
 }
+
+/// A claim that takes a lease in the hot queue but cannot write the record (PostgreSQL away)
+/// gives the delivery back at once: when PostgreSQL returns, the next claim gets the command,
+/// instead of the command sitting leased by nobody until its lease lapses.
+final class QueueClaimFaultTests: XCTestCase {
+    func testAClaimThatCannotBeRecordedGivesTheDeliveryBack() async throws {
+        let hub = try await IdentityTestHub(.redisPostgres)
+        defer { hub.stop() }
+        let f = try QueueFixture(hub, name: "ClaimFault")
+        try f.autoApprove(["uptime"])
+        let session = try f.activeSession()
+        // A long lease: without the give-back the command would be unclaimable for 10 minutes.
+        let id = try XCTUnwrap(try f.propose(session, "uptime", extra: ["visibility_timeout_seconds": 600])["id"] as? String)
+        let postgres = try XCTUnwrap(hub.postgres)
+        // The test server runs without synchronous commits: flush before the crash, or it
+        // loses the proposal itself.
+        _ = try postgres.psql("CHECKPOINT")
+        try postgres.kill()
+        let refused = try hub.request("POST", "/api/v1/device/commands/claim", bearer: f.deviceToken, json: ["max": 1])
+        XCTAssertEqual(refused.status, 503, refused.text)
+        try postgres.startServer()
+        var claimed: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(20)
+        while claimed.isEmpty && Date() < deadline {
+            let r = try hub.request("POST", "/api/v1/device/commands/claim", bearer: f.deviceToken, json: ["max": 1])
+            if r.status == 200 { claimed = r.json?["commands"] as? [[String: Any]] ?? [] }
+            if claimed.isEmpty { usleep(200_000) }
+        }
+        let record = try f.command(id)
+        XCTAssertEqual(claimed.first?["id"] as? String, id, "claimable again as soon as PostgreSQL is back: \(record) \(refused.text)")
+    }
+}

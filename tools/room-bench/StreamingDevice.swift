@@ -167,7 +167,13 @@ final class StreamingDevice: WebSocketDelegate {
                 lane.offer(self)
                 maybeSendResult()
             } else if id == "h" {
-                if commandID == nil && !claimPending { claim() }
+                // Spread the first claims over a second: a thousand at once fill the hub's
+                // PostgreSQL queue, and a claim refused after its lease was taken waits for the
+                // lease to lapse.
+                _ = ws.channel.loop.schedule(after: UInt64.random(in: 0...1_000_000_000)) { [weak self] in
+                    guard let self, self.commandID == nil, !self.claimPending else { return }
+                    self.claim()
+                }
             } else if id == "r" {
                 finished = true
                 counters.bump(.finished)

@@ -19,7 +19,7 @@ final class IdentityTestHub {
     let logs: LogSinkBox
     private var redis: RedisTestServer?
     private var cluster: RedisClusterTestServer?
-    private var postgres: PostgresTestServer?
+    private(set) var postgres: PostgresTestServer?
 
     final class LogSinkBox { let lines: () -> [String]; init(_ l: @escaping () -> [String]) { lines = l } }
 
