@@ -185,16 +185,7 @@ final class MultiNodeRoomTests: XCTestCase {
         let claimed = try XCTUnwrap(try c.call(0, "POST", "/api/v1/device/commands/claim", bearer: c.deviceToken, json: ["max": 1]).json?["commands"] as? [[String: Any]])
         let command = try XCTUnwrap(claimed.first?["id"] as? String), lease = try XCTUnwrap(claimed.first?["lease_token"] as? String)
         let status = ["detail": String(repeating: "x", count: 1800)]
-        let stall = Process()
-        stall.executableURL = URL(fileURLWithPath: try PythonPeer.interpreter())
-        stall.arguments = [PythonPeer.script("ws_stall.py"), "127.0.0.1", String(c.ports[1]), c.jwt(c.viewer), c.room, "20"]
-        let out = Pipe(), err = Pipe()
-        stall.standardOutput = out
-        stall.standardError = err
-        try stall.run()
-        let ready = Date().addingTimeInterval(15)
-        var seen = Data()
-        while !String(decoding: seen, as: UTF8.self).contains("READY"), Date() < ready { seen.append(err.fileHandleForReading.availableData) }
+        let stalled = try StalledReader(port: c.ports[1], token: c.jwt(c.viewer), room: c.room, seconds: 20)
         let before = try residentKiB(node.process.processIdentifier)
         // 4,000 reports through both nodes: ~8 MB of events, more than the kernel's socket
         // buffers, the socket's own limit and the subscriber's limits together.
@@ -208,8 +199,7 @@ final class MultiNodeRoomTests: XCTestCase {
                 for _ in 0..<50 { if let rss = try? residentKiB(node.process.processIdentifier) { peak = max(peak, rss) }; usleep(100_000) }
             }
         }
-        stall.waitUntilExit()
-        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any])
+        let result = try stalled.finish()
         // The close frame (4008) waits behind what the reader never read, so the reader finds
         // either it or, once the close timeout passed, the end of the connection.
         XCTAssertTrue(result["close_code"] as? Int == 4008 || result["eof"] as? Bool == true,
@@ -239,16 +229,7 @@ extension MultiNodeRoomTests {
         try c.propose(1, through: 0)
         let claimed = try XCTUnwrap(try c.call(0, "POST", "/api/v1/device/commands/claim", bearer: c.deviceToken, json: ["max": 1]).json?["commands"] as? [[String: Any]])
         let command = try XCTUnwrap(claimed.first?["id"] as? String)
-        let stall = Process()
-        stall.executableURL = URL(fileURLWithPath: try PythonPeer.interpreter())
-        stall.arguments = [PythonPeer.script("ws_stall.py"), "127.0.0.1", String(c.ports[1]), c.jwt(c.viewer), c.room, "16"]
-        let out = Pipe(), err = Pipe()
-        stall.standardOutput = out
-        stall.standardError = err
-        try stall.run()
-        let ready = Date().addingTimeInterval(15)
-        var seen = Data()
-        while !String(decoding: seen, as: UTF8.self).contains("READY"), Date() < ready { seen.append(err.fileHandleForReading.availableData) }
+        let stalled = try StalledReader(port: c.ports[1], token: c.jwt(c.viewer), room: c.room, seconds: 16)
         let before = try residentKiB(node.process.processIdentifier)
         // The device on node A: 240 batches of 10 lines of 8 KB, one every 50 ms: ~19 MB of
         // execution.log in 12 s, while the reader reads nothing.
@@ -266,8 +247,7 @@ extension MultiNodeRoomTests {
         XCTAssertTrue(streamed.received.allSatisfy { $0["code"] as? String ?? "rate_limited" == "rate_limited" }, "\(streamed.received.prefix(3))")
         // Status events meanwhile (never dropped): three proposals.
         try c.propose(3, through: 1)
-        stall.waitUntilExit()
-        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any])
+        let result = try stalled.finish()
         let lagged = result["lagged"] as? [Int] ?? []
         let names = result["event_names"] as? [String: Int] ?? [:]
         let offsets = result["events"] as? [Int] ?? []
@@ -281,6 +261,29 @@ extension MultiNodeRoomTests {
         XCTAssertLessThan(peak - before, 24 * 1024, "RSS stays flat under ~19 MB of logs for a stalled reader")
         let metrics = try c.call(1, "GET", "/metrics").text
         XCTAssertFalse(metrics.contains("devicehub_room_dropped_logs_total 0\n"), "the drops are counted")
+    }
+}
+
+/// `ws_stall.py`: a portal on a raw socket that subscribes, then reads nothing for `seconds`
+/// (returns once it is subscribed), then reads what is left and reports it.
+struct StalledReader {
+    let process = Process()
+    let out = Pipe(), err = Pipe()
+
+    init(port: Int, token: String, room: String, seconds: Int) throws {
+        process.executableURL = URL(fileURLWithPath: try PythonPeer.interpreter())
+        process.arguments = [PythonPeer.script("ws_stall.py"), "127.0.0.1", String(port), token, room, String(seconds)]
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let ready = Date().addingTimeInterval(15)
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("READY"), Date() < ready { seen.append(err.fileHandleForReading.availableData) }
+    }
+
+    func finish() throws -> [String: Any] {
+        process.waitUntilExit()
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any])
     }
 }
 
