@@ -69,9 +69,7 @@ final class RoomHistory: RoomEventSink, @unchecked Sendable {
     }
 
     private func lane(_ room: String) -> AsyncStream<Item>.Continuation {
-        var hasher = Hasher()
-        hasher.combine(room)
-        return lanes[Int(UInt(bitPattern: hasher.finalize()) % UInt(lanes.count))]
+        lanes[RoomName.spread(room, over: lanes.count)]
     }
 
     func emit(_ event: RoomEvent) async {

@@ -45,9 +45,7 @@ final class RoomRelay: @unchecked Sendable {
     static func channel(_ room: String) -> String { "room:" + room }
 
     func home(_ room: String) -> EventLoop {
-        var hasher = Hasher()
-        hasher.combine(room)
-        return loops[Int(UInt(bitPattern: hasher.finalize()) % UInt(loops.count))]
+        loops[RoomName.spread(room, over: loops.count)]
     }
 
     /// Loop `index` has its first subscriber in `room`: subscribe the node if it is not yet,

@@ -244,6 +244,14 @@ public enum RoomName {
 
     static func isValid(_ room: String) -> Bool { parse(room) != nil }
 
+    /// The room's place among `count` (writer lanes, home loops): stable within the process, so
+    /// a room's work always lands in the same place and keeps its order there.
+    static func spread(_ room: String, over count: Int) -> Int {
+        var hasher = Hasher()
+        hasher.combine(room)
+        return Int(UInt(bitPattern: hasher.finalize()) % UInt(max(1, count)))
+    }
+
     /// The room's one spelling (`device:<lower-case uuid>`), or nil when it is not a room name:
     /// `device:ABC…` and `device:abc…` are the same room.
     static func canonical(_ room: String) -> String? {
